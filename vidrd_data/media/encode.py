@@ -1,0 +1,76 @@
+"""Encode frames to the shard format's mp4 (H.264, yuv420p, CFR, even size, +faststart, no audio) in-process.
+
+PyAV keeps encoding inside the worker: no ffmpeg process start (~65 ms) and no pipe copies per clip.
+The mp4 muxer's +faststart rewrites the file to move `moov` first, which needs a real seekable file, so
+we encode into a temp file in RAM-backed /dev/shm (when present) and read the bytes back.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image
+
+_TMP = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    codec: str = "libx264"
+    preset: str = "veryfast"
+    crf: int = 20
+    threads: int = 1  # one encoder thread per worker: Ray already runs one worker per core
+
+    def as_meta(self) -> dict:
+        return {"codec": "h264", "encoder": self.codec, "preset": self.preset, "crf": self.crf,
+                "pix_fmt": "yuv420p"}
+
+
+def encode_mp4(frames: np.ndarray, fps: float, settings: EncodeSettings = EncodeSettings()) -> bytes:
+    """frames: uint8 (T, H, W, 3) RGB with even H and W -> mp4 bytes at constant `fps`."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"encode_mp4 needs uint8 (T,H,W,3) RGB frames, got {frames.dtype} {frames.shape}")
+    t, h, w, _ = frames.shape
+    if t == 0:
+        raise ValueError("encode_mp4 got zero frames")
+    if h % 2 or w % 2:
+        raise ValueError(f"yuv420p needs even dimensions, got {w}x{h}")
+    fd, path = tempfile.mkstemp(suffix=".mp4", dir=_TMP)
+    os.close(fd)
+    try:
+        rate = Fraction(fps).limit_denominator(1001)
+        with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as container:
+            stream = container.add_stream(settings.codec, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            stream.options = {"preset": settings.preset, "crf": str(settings.crf)}
+            stream.codec_context.thread_count = settings.threads
+            for frame in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        with open(path, "rb") as f:
+            return f.read()
+    finally:
+        os.unlink(path)
+
+
+def encode_jpg(frame: np.ndarray, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def decode_mp4_bytes(data: bytes) -> tuple[np.ndarray, float]:
+    """mp4 bytes -> (uint8 (T,H,W,3) frames, fps). Used by checks, inspect and tests."""
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+    return np.stack(frames), fps
