@@ -1,0 +1,179 @@
+"""Ray runtime: start or join Ray, and turn a recipe into a streaming Ray Data pipeline.
+
+Consecutive CPU stages are fused into one `map_batches` task (decoded frames never leave the worker that
+made them; only encoded clips reach the object store); a model stage becomes an actor pool so its model
+is loaded once per actor. Each stage call is guarded per item: one bad input becomes a `failed` row.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vidrd_data.items import Item, from_row, to_row
+from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage
+
+log = logging.getLogger("vidrd_data")
+
+
+def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: int = 512) -> dict[str, Any]:
+    """Embedded Ray (address None: quiet, no dashboard, capped object store) or join a cluster."""
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for name in ("ray", "ray.data", "ray._private", "ray.train"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+    else:
+        # A private, in-process cluster on loopback: token auth only adds a warning (and must match on both sides).
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                 object_store_memory=object_store_mb * 2**20,
+                 _system_config={"metrics_report_interval_ms": 60_000})
+    return ray.cluster_resources()
+
+
+def configure_data_context(max_block_mb: int = 64) -> None:
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False  # the build shows its own bar over committed inputs
+    ctx.target_max_block_size = max_block_mb * 2**20
+    ctx.execution_options.preserve_order = False
+    ctx.execution_options.verbose_progress = False
+
+
+# ---------------------------------------------------------------------------------------------- applying stages
+
+def apply_stage(stage: Stage, items: list[Item]) -> list[Item]:
+    """Run a stage on the live items; pass terminal ones through; isolate per-item failures."""
+    live = [it for it in items if it.alive]
+    done = [it for it in items if not it.alive]
+    if not live:
+        return done
+    try:
+        return done + stage.process_batch(live)
+    except Exception:  # noqa: BLE001 - retry one by one to find the culprit(s)
+        if len(live) == 1:
+            return done + [_fail(stage, live[0])]
+    out = done
+    for it in live:
+        try:
+            out.extend(stage.process_batch([it]))
+        except Exception:  # noqa: BLE001
+            out.append(_fail(stage, it))
+    return out
+
+
+def _fail(stage: Stage, item: Item) -> Item:
+    import sys
+
+    exc = sys.exc_info()[1]
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    log.debug("stage %s failed on %s:\n%s", stage.name, item.key, traceback.format_exc())
+    return item.fail(stage.name, reason[:500])
+
+
+def _rows_to_items(batch: dict[str, np.ndarray]) -> list[Item]:
+    return [from_row({"item": b}) for b in batch["item"]]
+
+
+def _items_to_batch(items: list[Item]) -> dict[str, list]:
+    rows = [to_row(it) for it in items]
+    return {c: [r[c] for r in rows] for c in ("key", "source", "input_id", "status", "item")}
+
+
+_STAGE_CACHE: dict[int, list[Stage]] = {}
+
+
+def run_cpu_stages(batch: dict[str, np.ndarray], specs: list[tuple[str, dict]], ctx: StageContext) -> dict[str, list]:
+    """A Ray task body: the fused CPU stages over one batch. Stage objects are cached per worker process."""
+    cache_key = hash((repr(specs), ctx.config_hash))
+    stages = _STAGE_CACHE.get(cache_key)
+    if stages is None:
+        stages = _STAGE_CACHE[cache_key] = [get_stage(n)(p, ctx) for n, p in specs]
+    items = _rows_to_items(batch)
+    for stage in stages:
+        items = apply_stage(stage, items)
+    return _items_to_batch(items)
+
+
+class ModelStageActor:
+    """An actor-pool member: loads the stage (and its model) once, then maps batches."""
+
+    def __init__(self, name: str, params: dict, ctx: StageContext):
+        self.stage = get_stage(name)(params, ctx)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        return _items_to_batch(apply_stage(self.stage, _rows_to_items(batch)))
+
+
+# ------------------------------------------------------------------------------------------------- the plan
+
+@dataclass
+class StepPlan:
+    """One Ray Data operator: fused CPU stages, or a model stage's actor pool."""
+    stages: list[tuple[str, dict]]
+    uses_model: bool
+    resources: Resources
+    batch_size: int
+    pool_size: int = 1
+
+    def describe(self) -> str:
+        names = " + ".join(n for n, _ in self.stages)
+        r = self.resources
+        where = f"{r.num_cpus:g} CPU" + (f", {r.num_gpus:g} GPU" if r.num_gpus else "")
+        how = f"actor pool x{self.pool_size}" if self.uses_model else "tasks"
+        return f"{names}  [{how}, {where} each, batch {self.batch_size}]"
+
+
+def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[str, dict]) -> list[StepPlan]:
+    steps: list[StepPlan] = []
+    for name, params in specs:
+        cls = get_stage(name)
+        cls.check(params, ctx)
+        res = cls.resources(params, ctx)
+        if cls.uses_model:
+            model_cfg = models.get(params.get("model", name), {})
+            bs = int(params.get("batch_size", model_cfg.get("batch_size", cls.batch_size)))
+            pool = int(params.get("num_actors", model_cfg.get("num_actors", 1)))
+            steps.append(StepPlan([(name, params)], True, res, bs, pool))
+        elif steps and not steps[-1].uses_model:
+            prev = steps[-1]
+            prev.stages.append((name, params))
+            prev.resources = Resources(max(prev.resources.num_cpus, res.num_cpus), 0.0,
+                                       max(prev.resources.memory_mb or 0, res.memory_mb or 0) or None)
+        else:
+            steps.append(StepPlan([(name, params)], False, res, int(params.get("batch_size", 1))))
+    return steps
+
+
+def build_dataset(items: list[Item], steps: list[StepPlan], ctx: StageContext):
+    import ray.data
+    from ray.data import ActorPoolStrategy
+
+    rows = [to_row(it) for it in items]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    for step in steps:
+        r = step.resources
+        remote = {"num_cpus": r.num_cpus}
+        if r.memory_mb:
+            remote["memory"] = r.memory_mb * 2**20
+        if step.uses_model:
+            name, params = step.stages[0]
+            ds = ds.map_batches(ModelStageActor, fn_constructor_args=(name, params, ctx), batch_size=step.batch_size,
+                                compute=ActorPoolStrategy(size=step.pool_size), num_gpus=r.num_gpus or None,
+                                batch_format="numpy", zero_copy_batch=False, **remote)
+        else:
+            ds = ds.map_batches(run_cpu_stages, fn_args=(step.stages, ctx), batch_size=step.batch_size,
+                                batch_format="numpy", zero_copy_batch=False, **remote)
+    return ds

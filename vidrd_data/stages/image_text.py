@@ -1,0 +1,131 @@
+"""Image–text stages: load an image (and its caption), turn it into a pseudo-video."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from vidrd_data import pseudo_motion as pm
+from vidrd_data.items import Item
+from vidrd_data.stages.base import Stage, register_stage
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit (and say so in the row)
+
+
+def _read_member(tar: str, member: tuple[int, int, str]) -> bytes:
+    offset, size, _ = member
+    with open(tar, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise ValueError(f"truncated member {member[2]} in {tar}")
+    return data
+
+
+def decode_caption(raw: bytes | str | None) -> str | None:
+    """Captions must be UTF-8; the BOM is tolerated. Raise with a clear reason otherwise."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"caption is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
+def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
+    """Any mode (L, LA, P, CMYK, I;16, RGBA…) to RGB; transparency composited on `background`."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        canvas = Image.new("RGB", img.size, background)
+        canvas.paste(img, mask=img.getchannel("A"))
+        return canvas
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        arr = (255 * (arr - arr.min()) / max(arr.max() - arr.min(), 1)).astype(np.uint8)
+        return Image.fromarray(arr).convert("RGB")
+    return img.convert("RGB")
+
+
+@register_stage("load_image")
+class LoadImage(Stage):
+    """Read image bytes + caption; reject empty, corrupt, truncated or oversized images with the reason."""
+
+    def process(self, item: Item) -> list[Item]:
+        max_pixels = int(self.params.get("max_pixels", 80_000_000))
+        min_side = int(self.params.get("min_side", 64))
+        d = item.data
+        if "member" in d:
+            raw = _read_member(d["tar"], d["member"])
+            where = f"{d['member'][2]} in {Path(d['tar']).name}"
+            caption = decode_caption(_read_member(d["tar"], d["caption_member"])) if "caption_member" in d else None
+        else:
+            raw = Path(d["path"]).read_bytes()
+            where = Path(d["path"]).name
+            if "caption_path" in d:
+                caption = decode_caption(Path(d["caption_path"]).read_bytes())
+            else:
+                caption = decode_caption(d.get("caption"))
+        if not raw:
+            raise ValueError(f"empty file (0 bytes): {where}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw))
+            w, h = img.size
+            if w * h > max_pixels:
+                return [item.filter(self.name, f"too_large: {w}x{h} = {w * h / 1e6:.0f} MP > max_pixels {max_pixels / 1e6:.0f} MP")]
+            if min(w, h) < min_side:
+                return [item.filter(self.name, f"too_small: {w}x{h}, shorter side < min_side {min_side}")]
+            # Decode at reduced scale where the codec allows it (JPEG DCT scaling): cheap and alias-free.
+            target = self.ctx.clip["size"]
+            img.draft("RGB", (target[0] * 2, target[1] * 2))
+            try:
+                img.load()
+            except OSError as exc:
+                raise ValueError(f"corrupt or truncated image {where}: {exc}") from None
+        d["image"] = to_rgb(img)
+        d["image_mode"] = img.mode
+        item.meta["captions"] = {**item.meta.get("captions", {}), "original": caption}
+        item.meta.setdefault("source", {})["image_size"] = [w, h]
+        return [item]
+
+
+@register_stage("pseudo_motion")
+class PseudoMotion(Stage):
+    """Image -> `clip.frames` frames of seeded synthetic camera motion at `clip.size`."""
+
+    @classmethod
+    def check(cls, params, ctx) -> None:
+        kinds = params.get("kinds", list(pm.KINDS))
+        bad = [k for k in kinds if k not in pm.KINDS]
+        if bad:
+            raise ValueError(f"pseudo_motion.kinds: unknown {bad}; allowed: {list(pm.KINDS)}")
+        if ctx.clip.get("frames") is None:
+            raise ValueError("pseudo_motion needs clip.frames (an exact length); min_seconds/max_seconds suit videos")
+
+    def process(self, item: Item) -> list[Item]:
+        clip = self.ctx.clip
+        target = (int(clip["size"][0]), int(clip["size"][1]))
+        seed = pm.item_seed(int(self.params.get("seed", 0)), item.key)
+        motion = pm.draw_motion(seed, tuple(self.params.get("kinds", pm.KINDS)),
+                                tuple(self.params.get("zoom_range", (1.15, 1.5))),
+                                tuple(self.params.get("pan_range", (0.5, 1.0))),
+                                self.params.get("easing", "ease_in_out"))
+        image = item.data.pop("image")
+        try:
+            motion, windows = pm.fit_motion(image.size, target, motion, int(clip["frames"]),
+                                            float(self.params.get("upscale_limit", 2.0)))
+        except pm.ImageTooSmall as exc:
+            return [item.filter(self.name, f"upscale_limit: {exc}")]
+        item.data["frames"] = pm.render(image, windows, target)
+        item.meta["pseudo_video"] = {**motion.as_meta(), "upscale": round(pm.max_upscale(windows, target), 4),
+                                     "first_window": [round(float(v), 2) for v in windows[0]],
+                                     "last_window": [round(float(v), 2) for v in windows[-1]]}
+        item.meta.setdefault("source", {})["span"] = None
+        return [item]
