@@ -1,0 +1,256 @@
+"""Long-video stages: shot_detect -> embed_shots -> segment_shots -> cut_segments.
+
+shot_detect decodes each video once (see long_video_scan) and hands on the shots, a few frames per shot
+for embedding and, within budget, the clip frames ("proxy"). embed_shots runs an image embedder (open_clip
+on a Ray actor pool, GPU when the cluster has one). segment_shots applies the rules of
+`vidrd_data.segmentation` and fans the video out into one item per candidate segment (dropped ones are
+filtered with their rule, so each gets a status row). cut_segments turns a kept segment into exactly the
+clip spec's frames, recording the true span of the content.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from vidrd_data.items import Item, make_key
+from vidrd_data.segmentation import SegmentRules, Shot, segment_shots, shots_from_cuts
+from vidrd_data.stages.base import Resources, Stage, StageContext, register_stage
+from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, decode_span, scan_video
+
+_EPS = 1e-6
+
+
+def _clip_size(ctx: StageContext) -> tuple[int, int]:
+    w, h = ctx.clip["size"]
+    return int(w), int(h)
+
+
+def _clip_len_bounds(ctx: StageContext) -> tuple[float, float | None]:
+    """(shortest, longest) clip length in seconds that the clip spec accepts."""
+    fps = float(ctx.clip["fps"])
+    if ctx.clip.get("frames"):
+        n = int(ctx.clip["frames"]) / fps
+        return n, None
+    return float(ctx.clip.get("min_seconds") or 0.0), ctx.clip.get("max_seconds")
+
+
+@register_stage("shot_detect")
+class ShotDetect(Stage):
+    """Decode once: PySceneDetect cuts (+ forced cuts in long shots), embedding frames, proxy clip frames."""
+
+    _SCAN_KEYS = ("detector", "threshold", "adaptive_threshold", "min_content_val", "window_width",
+                  "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
+                  "proxy_max_mb")
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        unknown = set(params) - set(cls._SCAN_KEYS) - {"max_shot_s", "edge_margin_s", "frames_per_shot"}
+        if unknown:
+            raise ValueError(f"shot_detect: unknown params {sorted(unknown)}; allowed: "
+                             f"{sorted(cls._SCAN_KEYS + ('max_shot_s', 'edge_margin_s', 'frames_per_shot'))}")
+        if params.get("detector", "content") not in ("content", "adaptive"):
+            raise ValueError(f"shot_detect.detector must be content or adaptive, got {params['detector']!r}")
+        if int(params.get("frames_per_shot", 2)) < 2:
+            raise ValueError("shot_detect.frames_per_shot must be >= 2 (one near the start, one near the end)")
+
+    def __init__(self, params: dict[str, Any], ctx: StageContext):
+        super().__init__(params, ctx)
+        self.check(params, ctx)
+        scan = {k: params[k] for k in self._SCAN_KEYS if k in params}
+        self.cfg = ScanConfig(**scan, clip_fps=float(ctx.clip["fps"]), clip_size=_clip_size(ctx))
+        self.max_shot_s = float(params.get("max_shot_s", 20.0))
+        self.edge_margin_s = float(params.get("edge_margin_s", 0.3))
+        self.frames_per_shot = int(params.get("frames_per_shot", 2))
+
+    def _sample_times(self, shot: Shot) -> list[float]:
+        m = min(self.edge_margin_s, 0.25 * (shot.end - shot.start))
+        return list(np.linspace(shot.start + m, shot.end - m, self.frames_per_shot))
+
+    def process(self, item: Item) -> list[Item]:
+        res = scan_video(item.data["path"], self.cfg)
+        shots = shots_from_cuts(res.duration, res.cuts, self.max_shot_s)
+        n_emb = len(res.embed_jpegs)
+        picks = []
+        for shot in shots:
+            for t in self._sample_times(shot):
+                lo = math.ceil(shot.start * res.embed_fps - _EPS)  # grid samples inside the shot
+                hi = max(lo, math.ceil(shot.end * res.embed_fps - _EPS) - 1)
+                picks.append(min(max(int(round(t * res.embed_fps)), lo), hi, n_emb - 1))
+        cache = {i: decode_jpeg(res.embed_jpegs[i]) for i in set(picks)}
+        frames = np.stack([cache[i] for i in picks]).reshape(len(shots), self.frames_per_shot,
+                                                             *cache[picks[0]].shape)
+        item.data["shots"] = [vars(s) for s in shots]
+        item.data["shot_frames"] = frames
+        item.data["shot_frame_times"] = [round(p / res.embed_fps, 3) for p in picks]
+        if res.proxy is not None:
+            item.data["proxy"] = {"frames": res.proxy, "fps": self.cfg.clip_fps, "offset": 0}
+        item.meta.setdefault("source", {})["duration"] = round(res.duration, 3)
+        item.meta["segmentation"] = {
+            "detector": {k: getattr(self.cfg, k) for k in self._SCAN_KEYS if hasattr(self.cfg, k)}
+            | {"max_shot_s": self.max_shot_s, "edge_margin_s": self.edge_margin_s},
+            "video": {"duration": round(res.duration, 3), "decoded_frames": res.decoded_frames,
+                      "header_frames": res.header_frames,
+                      "header_duration": None if res.header_duration is None else round(res.header_duration, 3),
+                      "cuts": [round(c, 3) for c in res.cuts], "shots": len(shots),
+                      "decoded_once": res.proxy is not None},
+        }
+        return [item]
+
+
+@register_stage("embed_shots")
+class EmbedShots(Stage):
+    """Embeds each shot's start/end frames; open_clip (models.clip) or the model-free colour histogram."""
+
+    uses_model = True
+    batch_size = 8
+
+    @classmethod
+    def _spec(cls, params, ctx) -> dict[str, Any]:
+        return dict(ctx.models.get(params.get("model_key", "clip")) or {})
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        from vidrd_data.models.clip_embedder import check_clip_spec
+
+        model = params.get("model", "clip")
+        if model == "clip":
+            check_clip_spec(cls._spec(params, ctx))
+        elif model != "color_histogram":
+            raise ValueError(f"embed_shots.model must be clip or color_histogram, got {model!r}")
+
+    @classmethod
+    def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
+        if params.get("model", "clip") != "clip":
+            return Resources(num_cpus=1)
+        import ray
+
+        gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+        return Resources(num_cpus=1, num_gpus=1 if gpus >= 1 and params.get("device", "auto") != "cpu" else 0)
+
+    def __init__(self, params: dict[str, Any], ctx: StageContext):
+        super().__init__(params, ctx)
+        from vidrd_data.models.clip_embedder import load_embedder
+
+        self.embedder = load_embedder(params.get("model", "clip"), self._spec(params, ctx),
+                                      device=params.get("device", "auto"), bins=int(params.get("bins", 4)))
+
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        live = [it for it in items if it.alive]
+        if live:
+            stacks = [it.data.pop("shot_frames") for it in live]
+            flat = np.concatenate([s.reshape(-1, *s.shape[2:]) for s in stacks])
+            emb = self.embedder.embed(flat)  # one batched call for every shot of every video
+            off = 0
+            for it, s in zip(live, stacks):
+                n = s.shape[0] * s.shape[1]
+                it.data["shot_emb"] = emb[off:off + n].reshape(s.shape[0], s.shape[1], -1)
+                it.meta["segmentation"]["embedder"] = self.embedder.describe()
+                off += n
+        return items
+
+    def process(self, item: Item) -> list[Item]:
+        return self.process_batch([item])
+
+
+@register_stage("segment_shots")
+class SegmentShots(Stage):
+    """Rules of vidrd_data.segmentation; fans a video out into one item per candidate segment."""
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        SegmentRules(**params)  # unknown names / bad values fail here, before any work
+
+    def __init__(self, params: dict[str, Any], ctx: StageContext):
+        super().__init__(params, ctx)
+        shortest, longest = _clip_len_bounds(ctx)
+        rules = SegmentRules(**params)
+        # the clip spec bounds the segment length too: a segment must hold a whole clip
+        self.rules = SegmentRules(**(rules.as_dict() | {
+            "min_segment_s": max(rules.min_segment_s, shortest),
+            "max_segment_s": min(rules.max_segment_s or math.inf, longest or math.inf)}))
+
+    def process(self, item: Item) -> list[Item]:
+        shots = [Shot(**s) for s in item.data.pop("shots")]
+        emb = item.data.pop("shot_emb")
+        proxy = item.data.pop("proxy", None)
+        times = item.data.pop("shot_frame_times", None)
+        segments = segment_shots(shots, emb, self.rules)
+        seg_meta = item.meta.get("segmentation", {})
+        seg_meta["rules"] = self.rules.as_dict()
+        if times is not None:
+            seg_meta["embed_frame_times"] = times
+        children = item.fan_out(len(segments))
+        out = []
+        for i, (child, seg) in enumerate(zip(children, segments)):
+            span = (seg.clip_start, seg.clip_end) if seg.kept else (seg.start, seg.end)
+            child.key = make_key(item.source, item.input_id, span)
+            child.meta["source"] = dict(child.meta.get("source", {}), span=[round(span[0], 3), round(span[1], 3)],
+                                        shot_ids=seg.shot_ids)
+            child.meta["segmentation"] = dict(seg_meta, segment=seg.as_dict() | {"index": i})
+            child.meta.setdefault("scores", {}).update({
+                "clip_start_end_sim": seg.sims.get("start_end"),
+                "clip_boundary_before_sim": seg.sims.get("boundary_before"),
+                "clip_boundary_after_sim": seg.sims.get("boundary_after")})
+            if not seg.kept:
+                out.append(child.filter(self.name, f"{seg.status}: {seg.reason}"))
+                continue
+            child.data["segment"] = [seg.clip_start, seg.clip_end]
+            if proxy is not None:  # hand on only this segment's frames
+                fps = proxy["fps"]
+                lo = max(0, math.ceil(seg.clip_start * fps - _EPS))
+                hi = min(len(proxy["frames"]), math.floor(seg.clip_end * fps + _EPS))
+                child.data["proxy"] = {"frames": proxy["frames"][lo:hi].copy(), "fps": fps, "offset": lo}
+            out.append(child)
+        return out
+
+
+@register_stage("cut_segments")
+class CutSegments(Stage):
+    """A kept segment -> data["frames"] per the clip spec, data["keyframes"], meta.source.span (true seconds).
+
+    Frames sit on the grid k / fps of the video's own timeline (from its first frame); a clip of N frames
+    starting at k0 covers [k0/fps, (k0+N)/fps). With `frames: N` the clip is centred in the segment; with
+    min/max_seconds the whole segment (capped) is taken.
+    """
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        if int(params.get("keyframes", 1)) < 1:
+            raise ValueError("cut_segments.keyframes must be >= 1")
+
+    def process(self, item: Item) -> list[Item]:
+        fps = float(self.ctx.clip["fps"])
+        s, e = item.data.pop("segment")
+        kmin, kmax = math.ceil(s * fps - _EPS), math.floor(e * fps + _EPS)  # grid frames inside [s, e]
+        want = self.ctx.clip.get("frames")
+        if want:
+            n = int(want)
+            k0 = kmin + max(0, (kmax - kmin - n) // 2)
+        else:
+            longest = self.ctx.clip.get("max_seconds")
+            n = kmax - kmin if not longest else min(kmax - kmin, int(math.floor(longest * fps + _EPS)))
+            k0 = kmin
+        if n <= 0 or k0 + n > kmax:
+            return [item.filter(self.name, f"too_short: segment {s:.2f}-{e:.2f} s holds {kmax - kmin} frames "
+                                           f"at {fps:g} fps, the clip needs {n}")]
+        proxy = item.data.pop("proxy", None)
+        if proxy is not None and abs(proxy["fps"] - fps) < _EPS:
+            frames = proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n]
+        else:  # over the proxy budget: decode just this span
+            frames, _ = decode_span(item.data["path"], k0 / fps, n, fps, _clip_size(self.ctx))
+        if len(frames) < n:  # the file ended before its header said (or the proxy did)
+            return [item.filter(self.name, f"too_short: only {len(frames)} of {n} frames decodable from "
+                                           f"{k0 / fps:.2f} s (the file ends early)")]
+        min_s = self.ctx.clip.get("min_seconds")
+        if not want and min_s and n / fps < float(min_s) - _EPS:
+            return [item.filter(self.name, f"too_short: {n / fps:.2f} s < clip min_seconds {min_s}")]
+        item.data["frames"] = np.ascontiguousarray(frames)
+        nk = int(self.params.get("keyframes", 1))
+        idx = [n // 2] if nk == 1 else np.linspace(0, n - 1, nk).round().astype(int).tolist()
+        item.data["keyframes"] = item.data["frames"][idx]
+        item.meta["source"]["span"] = [round(k0 / fps, 6), round((k0 + n) / fps, 6)]
+        item.meta["source"]["clip_fps"] = fps
+        return [item]
