@@ -99,6 +99,8 @@ class TrainConfig:
 def _coerce(hint, value: Any, path: str):
     # YAML reads "1e-4" as a string; numbers given that way are still numbers.
     kinds = typing.get_args(hint) or (hint,)
+    if hint is Any or value is None:
+        return value
     if isinstance(value, str) and str not in kinds:
         for kind in (int, float):
             if kind in kinds:
