@@ -115,7 +115,7 @@ def prepare_long_videos(dest: Path) -> Path:
 def prepare_tiny_clip(dest: Path) -> dict[str, str]:
     """A tiny open_clip model with its own config json + checkpoint, loaded exactly like a real one.
 
-    Returns the manifest's `models.clip` block: {name, config, checkpoint}.
+    Returns the manifest's `models.clip` block: {name, checkpoint} (the config json sits beside the checkpoint).
     """
     import open_clip
     import torch
@@ -133,7 +133,7 @@ def prepare_tiny_clip(dest: Path) -> dict[str, str]:
         torch.manual_seed(0)
         model = open_clip.create_model(name, pretrained=None)
         torch.save(model.state_dict(), ckpt)
-    return {"name": name, "config": str(cfg_path), "checkpoint": str(ckpt)}
+    return {"name": name, "checkpoint": str(ckpt)}
 
 
 def prepare_tiny_minigpt4(dest: Path) -> dict[str, str]:

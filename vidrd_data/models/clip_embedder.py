@@ -7,7 +7,8 @@ product is the cosine similarity the segmentation rules compare against their th
 open_clip spec (the manifest's `models.clip` block):
   name: an open_clip architecture (ViT-L-14, ...) or the name of a custom config given by `config`
   checkpoint: a local weights file, or a pretrained tag (e.g. `openai`) looked up in the local cache
-  config: optional path to a model-config json (its file name, minus .json, is the architecture name)
+  config: optional path to a model-config json (its file name, minus .json, is the architecture name);
+          a `<name>.json` next to the checkpoint file is found without it
   cache_dir: optional open_clip / Hugging Face cache folder
 """
 
@@ -84,6 +85,16 @@ def check_clip_spec(spec: dict[str, Any]) -> None:
                                 f"once (e.g. open_clip's release for {spec['name']}) and point the manifest at the file")
 
 
+def _config_beside(spec: dict[str, Any]) -> str | None:
+    """A custom architecture's `<name>.json` saved next to its checkpoint (how tiny and fine-tuned models ship)."""
+    ckpt = spec.get("checkpoint")
+    if ckpt and Path(ckpt).is_file():
+        candidate = Path(ckpt).parent / f"{spec['name']}.json"
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
 class OpenClipEmbedder:
     name = "clip"
 
@@ -95,8 +106,9 @@ class OpenClipEmbedder:
         self.spec = dict(spec)
         self.device = resolve_device(device or spec.get("device"))
         self.batch_size = int(spec.get("batch_size", batch_size))
-        if spec.get("config"):
-            open_clip.add_model_config(spec["config"])  # registers the json's stem as an architecture name
+        config = spec.get("config") or _config_beside(spec)
+        if config:
+            open_clip.add_model_config(config)  # registers the json's stem as an architecture name
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec["name"], pretrained=spec.get("checkpoint"), cache_dir=spec.get("cache_dir"),
             device=self.device, precision="fp16" if self.device.startswith("cuda") else "fp32")

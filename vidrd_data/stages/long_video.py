@@ -18,7 +18,7 @@ import numpy as np
 from vidrd_data.items import Item, make_key
 from vidrd_data.segmentation import SegmentRules, Shot, segment_shots, shots_from_cuts
 from vidrd_data.stages.base import Resources, Stage, StageContext, register_stage
-from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, decode_span, scan_video
+from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, scan_video
 
 _EPS = 1e-6
 
@@ -240,7 +240,10 @@ class CutSegments(Stage):
         if proxy is not None and abs(proxy["fps"] - fps) < _EPS:
             frames = proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n]
         else:  # over the proxy budget: decode just this span
-            frames, _ = decode_span(item.data["path"], k0 / fps, n, fps, _clip_size(self.ctx))
+            from vidrd_data.media.decode import decode_span
+
+            frames = decode_span(item.data["path"], k0 / fps, (k0 + n) / fps, fps, _clip_size(self.ctx),
+                                 frames=n).frames
         if len(frames) < n:  # the file ended before its header said (or the proxy did)
             return [item.filter(self.name, f"too_short: only {len(frames)} of {n} frames decodable from "
                                            f"{k0 / fps:.2f} s (the file ends early)")]
