@@ -6,6 +6,7 @@ before any work (`prepare`); then each source streams through its Ray Data pipel
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections import Counter
@@ -35,6 +36,7 @@ class SourcePlan:
     steps: list[StepPlan]
     shards: list[ShardPlan]
     retried: int = 0
+    items_per_task: int = 1
 
 
 @dataclass
@@ -47,6 +49,7 @@ class BuildReport:
     first_commit_seconds: float | None = None
     inputs: int = 0
     failed_inputs: int = 0
+    duplicates: int = 0  # items re-emitted by retried Ray tasks and dropped by the sink (exactly-once output)
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,7 +58,17 @@ class BuildReport:
 
 
 def _output_path(output: str) -> str:
-    return output if "://" in output else str(Path(output).expanduser().resolve())
+    if "://" not in output:
+        return str(Path(output).expanduser().resolve())
+    import fsspec
+
+    try:  # before any work: a missing fsspec backend is a set-up error, not a crash at the first commit
+        fsspec.core.url_to_fs(output)
+    except ImportError as exc:
+        extra = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}.get(output.split("://")[0])
+        hint = f"pip install 'vidrd[{extra}]'" if extra else "install the fsspec backend for this protocol"
+        raise ManifestError(f"output {output}: {exc} ({hint}; only the driver writes the output)") from None
+    return output
 
 
 def make_context(resolved: ResolvedManifest) -> StageContext:
@@ -97,12 +110,15 @@ def plan_sources(resolved: ResolvedManifest, ctx: StageContext, committed: Commi
         shards = plan_shards(spec.name, [it.input_id for it in pending], per_shard, committed.next_index[spec.name])
         plans.append(SourcePlan(spec.name, spec.kind, spec.input["format"], len(items),
                                 len([it for it in items if it.input_id in done]), pending, steps, shards,
-                                retried=len([it for it in pending if it.input_id in retry])))
+                                retried=len([it for it in pending if it.input_id in retry]),
+                                items_per_task=src.recipe.items_per_task))
     return plans
 
 
 def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: dict, output: str, removed: list[str],
-               out: Callable[[str], None]) -> None:
+               out: Callable[[str], None], address: str | None = None) -> None:
+    from vidrd_data.cluster import node_table, placement
+
     m = resolved.manifest
     clip = m.clip
     length = f"{clip.frames} frames" if clip.frames else f"{clip.min_seconds}-{clip.max_seconds} s"
@@ -110,8 +126,8 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
     out(f"  output   {output}")
     out(f"  clip     {clip.size[0]}x{clip.size[1]} @ {clip.fps:g} fps, {length}; shards of <= {m.shard.max_samples} samples")
     gpus = resources.get("GPU", 0)
-    out(f"  ray      {m.ray.address or 'embedded'}: {resources.get('CPU', 0):g} CPU, {gpus:g} GPU, "
-        f"{sum(1 for k in resources if k.startswith('node:') and not k.startswith('node:__'))} node(s)")
+    nodes = node_table()  # node:IP resource keys undercount: several nodes may share an IP
+    out(f"  ray      {address or 'embedded'}: {resources.get('CPU', 0):g} CPU, {gpus:g} GPU, {len(nodes)} node(s)")
     if removed:
         out(f"  resume   removed {len(removed)} leftover file(s) of uncommitted shards (they are rebuilt)")
     for p in plans:
@@ -119,7 +135,13 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
         out(f"  source   {p.name} [{p.kind}/{p.fmt}]: {p.total} inputs, {p.committed} committed, "
             f"{len(p.pending)} to do{extra} -> {len(p.shards)} shard(s)")
         for s in p.steps:
-            out(f"             {s.describe()}")
+            where, fits = placement(s.resources.num_cpus, s.resources.num_gpus, nodes)
+            out(f"             {s.describe()}  {where}")
+            if not fits and not address:
+                names = " + ".join(n for n, _ in s.stages)
+                raise ManifestError(f"stage {names} needs {s.resources.num_gpus:g} GPU / {s.resources.num_cpus:g} CPU "
+                                    f"per worker, more than embedded Ray has: run it on a cluster with such a node "
+                                    f"(--ray-address) or set the model's device: cpu")
 
 
 def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: bool = True,
@@ -141,7 +163,7 @@ def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: 
             fs.rm(f"{root}/shards", recursive=True)
     committed = scan_committed(output)
     plans = plan_sources(resolved, ctx, committed, retry_failed=retry_failed, max_items=max_items)
-    print_plan(resolved, plans, resources, output, committed.removed, out)
+    print_plan(resolved, plans, resources, output, committed.removed, out, address=address or os.environ.get("RAY_ADDRESS"))
 
     report = BuildReport(output=output)
     total = sum(len(p.pending) for p in plans)
@@ -162,13 +184,14 @@ def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: 
         for it in ready:
             sink.add(it)
         if live:
-            ds = build_dataset(live, p.steps, ctx)
+            ds = build_dataset(live, p.steps, ctx, p.items_per_task)
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
                 for blob in batch["item"]:
                     sink.add(_load(blob))
     sink.finish()
     bar.close()
     report.counts = sink.stats
+    report.duplicates = sink.duplicates
     for reason, n in sink.failure_reasons.items():
         report.failures[reason] = n
     report.inputs = total
@@ -191,6 +214,8 @@ def _print_summary(report: BuildReport, out: Callable[[str], None]) -> None:
     c = report.counts
     out(f"done in {report.seconds:.1f} s: {c.get('success', 0)} success, {c.get('filtered', 0)} filtered, "
         f"{c.get('failed', 0)} failed; {len(report.shards)} shard(s) committed -> {report.output}")
+    if report.duplicates:
+        out(f"  {report.duplicates} item(s) re-emitted by retried Ray tasks were dropped (each written once)")
     if report.failures:
         out("failures and filters by reason:")
         for reason, n in report.failures.most_common(20):

@@ -103,6 +103,7 @@ class Recipe(_Strict):
     kind: Literal["image_text", "short_video", "long_video"]
     description: str | None = None
     max_outputs_per_input: int = Field(1, ge=1)  # sizes shards: inputs per shard = max_samples // this
+    items_per_task: int = Field(1, ge=1)  # inputs per Ray task (per block): >1 amortises overhead for light inputs
     stages: list[StageSpec] = Field(min_length=1)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +31,15 @@ def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: 
         logging.getLogger(name).setLevel(logging.WARNING)
     if ray.is_initialized():
         return ray.cluster_resources()
+    # `ray job submit` and users set RAY_ADDRESS to mean "this cluster"; otherwise null means embedded.
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
         # A private, in-process cluster on loopback: token auth only adds a warning (and must match on both sides).
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+        # address="local": ray.init() with no address would silently join a `ray start` cluster on this machine.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                  object_store_memory=object_store_mb * 2**20,
                  _system_config={"metrics_report_interval_ms": 60_000})
     return ray.cluster_resources()
@@ -49,6 +53,9 @@ def configure_data_context(max_block_mb: int = 64) -> None:
     ctx.target_max_block_size = max_block_mb * 2**20
     ctx.execution_options.preserve_order = False
     ctx.execution_options.verbose_progress = False
+    # A task that still fails after its retries (a worker crash on every attempt: a decoder segfault, OOM on
+    # one huge video) loses only its block (one input); the sink records that input as failed ("lost").
+    ctx.max_errored_blocks = -1
 
 
 # ---------------------------------------------------------------------------------------------- applying stages
@@ -157,12 +164,28 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
     return steps
 
 
-def build_dataset(items: list[Item], steps: list[StepPlan], ctx: StageContext):
+# Retries on system failures (worker or node died, object lost). Finite: Ray Data's default is infinite,
+# and an input that kills its worker on every attempt would then hang the build.
+TASK_RETRIES = int(os.environ.get("VIDRD_TASK_RETRIES", "3"))
+
+
+def build_dataset(items: list[Item], steps: list[StepPlan], ctx: StageContext, items_per_task: int = 1):
     import ray.data
-    from ray.data import ActorPoolStrategy
 
     rows = [to_row(it) for it in items]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    # One block per task's worth of inputs: light items (images) share a task to amortise its overhead,
+    # heavy ones (videos) get their own so both cores stay busy to the end.
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // items_per_task)))
+    with warnings.catch_warnings():
+        # max_retries / max_task_retries have no named parameter yet (Ray 2.60 deprecates the kwargs form
+        # "for 2.64" without a replacement): silence that one warning, revisit on upgrade.
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        return _add_steps(ds, steps, ctx)
+
+
+def _add_steps(ds, steps: list[StepPlan], ctx: StageContext):
+    from ray.data import ActorPoolStrategy
+
     for step in steps:
         r = step.resources
         remote = {"num_cpus": r.num_cpus}
@@ -172,8 +195,9 @@ def build_dataset(items: list[Item], steps: list[StepPlan], ctx: StageContext):
             name, params = step.stages[0]
             ds = ds.map_batches(ModelStageActor, fn_constructor_args=(name, params, ctx), batch_size=step.batch_size,
                                 compute=ActorPoolStrategy(size=step.pool_size), num_gpus=r.num_gpus or None,
-                                batch_format="numpy", zero_copy_batch=False, **remote)
+                                batch_format="numpy", zero_copy_batch=False, max_restarts=-1,
+                                max_task_retries=TASK_RETRIES, **remote)
         else:
             ds = ds.map_batches(run_cpu_stages, fn_args=(step.stages, ctx), batch_size=step.batch_size,
-                                batch_format="numpy", zero_copy_batch=False, **remote)
+                                batch_format="numpy", zero_copy_batch=False, max_retries=TASK_RETRIES, **remote)
     return ds

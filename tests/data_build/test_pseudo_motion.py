@@ -55,3 +55,12 @@ def test_render_shape_and_motion_visible():
     frames = pm.render(img, pm.crop_windows(img.size, (64, 48), motion, 8), (64, 48))
     assert frames.shape == (8, 48, 64, 3) and frames.dtype == np.uint8
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 5
+
+
+def test_render_is_exact_for_unscaled_windows():
+    """Pixel-centre conventions: a window of the target's own size reproduces the crop bit for bit."""
+    from PIL import Image
+
+    img = Image.fromarray((np.indices((64, 64)).sum(0) * 2).astype(np.uint8)).convert("RGB")
+    out = pm.render(img, np.array([[10.0, 20.0, 42.0, 52.0]]), (32, 32))
+    np.testing.assert_array_equal(out[0], np.asarray(img)[20:52, 10:42])
