@@ -1,0 +1,207 @@
+"""Decode exact frames from a video file in-process (PyAV): a clip of N frames at a target fps and size.
+
+Frames are picked by presentation time, never by index, so variable-frame-rate sources come out right:
+target time t_i = start + i / fps takes the frame *on screen* at t_i (the last frame whose timestamp is
+<= t_i), which is what a player shows and what ffmpeg's fps filter approximates. One seek to the keyframe
+before `start`, then one decoding pass; only the picked frames are converted (scale + RGB), which is where
+an in-process decoder beats one ffmpeg process per clip.
+
+Times are seconds from the video stream's first timestamp (ffprobe's `start_time`), the same clock as
+`VideoInfo.duration`. Rotation metadata is honoured (frames come out as displayed), so are non-square
+pixels; `size=[w, h]` scales to cover and center-crops.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+_EPS = 1e-4  # timestamps are rounded to the stream's time base; half a 10 kHz tick is far below any frame step
+_SEEK_GAP_S = 4.0  # sample_frames_at: jump ahead by seeking when the next time is further than this
+
+
+class DecodeError(Exception):
+    """The requested frames cannot be decoded (corrupt or truncated data, span past the end)."""
+
+
+@dataclass
+class DecodedSpan:
+    frames: np.ndarray  # uint8 (N, H, W, 3) RGB
+    source_times: list[float]  # timestamp of the source frame behind each output frame
+
+
+def cover_crop_size(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int]:
+    """Size to scale (src_w, src_h) to so that it covers (dst_w, dst_h) with the aspect ratio kept."""
+    scale = max(dst_w / src_w, dst_h / src_h)
+    return max(dst_w, round(src_w * scale)), max(dst_h, round(src_h * scale))
+
+
+class VideoReader:
+    """An open video stream with its clock, rotation and the frame -> RGB array conversion."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 1):
+        self.path = Path(path)
+        try:
+            self.container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as err:
+            raise DecodeError(f"cannot open {self.path.name}: {err}") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise DecodeError(f"no video stream in {self.path.name}")
+        self.stream = s = self.container.streams.video[0]
+        cc = s.codec_context
+        cc.thread_count = threads
+        if threads != 1:
+            cc.thread_type = "AUTO"
+        self.tb = s.time_base
+        self.t0 = float(s.start_time * s.time_base) if s.start_time is not None else 0.0
+        rate = s.average_rate or s.guessed_rate or s.base_rate
+        self.frame_step = 1.0 / float(rate) if rate else 1 / 25
+        self.rotation: int | None = None  # read from the first frame's display matrix
+        sar = s.sample_aspect_ratio
+        self.sar = float(sar) if sar and float(sar) > 0 else 1.0
+        self.errors = 0
+
+    def close(self) -> None:
+        self.container.close()
+
+    def seek(self, t: float) -> None:
+        """Position before the keyframe at or before source time t (no-op near the start)."""
+        if t <= self.frame_step:
+            return
+        try:
+            self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
+        except av.FFmpegError:
+            self.container.seek(0, stream=self.stream)
+
+    def frames(self, max_errors: int = 8):
+        """Decoded frames with their time, tolerating a few damaged packets (decoders conceal them)."""
+        for packet in self.container.demux(self.stream):
+            try:
+                decoded = packet.decode()
+            except av.error.InvalidDataError:
+                self.errors += 1
+                if self.errors > max_errors:
+                    raise DecodeError(f"{self.path.name}: more than {max_errors} damaged packets; "
+                                      "the file is corrupt") from None
+                continue
+            for frame in decoded:
+                if frame.pts is None:
+                    continue
+                yield float(frame.pts * self.tb) - self.t0, frame
+
+    def to_array(self, frame: av.VideoFrame, size: Sequence[int] | None) -> np.ndarray:
+        if self.rotation is None:
+            self.rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
+        quarter = self.rotation // 90 if self.rotation % 90 == 0 else 0
+        cw, ch = frame.width, frame.height
+        dw, dh = (round(cw * self.sar), ch) if quarter % 2 == 0 else (ch, round(cw * self.sar))
+        if size is None:
+            tw, th = dw, dh
+            rw, rh = dw, dh
+        else:
+            tw, th = int(size[0]), int(size[1])
+            rw, rh = cover_crop_size(dw, dh, tw, th)
+        sw, sh = (rw, rh) if quarter % 2 == 0 else (rh, rw)  # scale the coded picture, then rotate
+        arr = frame.reformat(width=sw, height=sh, format="rgb24", interpolation="AREA").to_ndarray()
+        if quarter:
+            arr = np.rot90(arr, k=quarter)
+        y0, x0 = (rh - th) // 2, (rw - tw) // 2
+        return np.ascontiguousarray(arr[y0:y0 + th, x0:x0 + tw])
+
+
+def _pick(reader: VideoReader, times: Sequence[float], size, seek_gap: float | None):
+    """Yield (index, array, source time) for sorted target `times`: the frame on screen at each time."""
+    n, i = len(times), 0
+    prev: tuple[float, av.VideoFrame] | None = None
+    reader.seek(times[0])
+    sought = times[0]  # seek at most once per target: keyframes may lie far before it
+    try:
+        while i < n:
+            restart = False
+            for ft, frame in reader.frames():
+                while i < n and times[i] < ft - _EPS:
+                    # the target lies before this frame: the previous frame was on screen (the very first
+                    # decoded frame stands in for a target before the first timestamp)
+                    pt, pf = prev if prev is not None else (ft, frame)
+                    yield i, reader.to_array(pf, size), pt
+                    i += 1
+                prev = (ft, frame)
+                if i >= n:
+                    return
+                if seek_gap is not None and times[i] - ft > seek_gap and times[i] != sought:
+                    reader.seek(times[i])
+                    sought = times[i]
+                    prev, restart = None, True
+                    break
+            if restart:
+                continue
+            # end of stream: the last frame stays on screen for one frame step
+            while i < n:
+                if prev is None or times[i] > prev[0] + 1.5 * reader.frame_step:
+                    end = f"{prev[0] + reader.frame_step:.2f} s" if prev else "its first frame"
+                    raise DecodeError(f"{reader.path.name}: video data ends at {end}, before the frame at "
+                                      f"{times[i]:.2f} s (file truncated or span past the end)")
+                yield i, reader.to_array(prev[1], size), prev[0]
+                i += 1
+    except av.FFmpegError as err:
+        at = f"{prev[0]:.2f} s" if prev else "the start"
+        raise DecodeError(f"decoding {reader.path.name} failed after {at}: {err}") from None
+
+
+def span_times(start: float, end: float, fps: float, frames: int | None = None) -> list[float]:
+    """Target times of a clip: start + i/fps for N frames (N = `frames`, else as many as fit before `end`)."""
+    n = frames if frames is not None else int(math.floor((end - start) * fps + 1e-6))
+    if n <= 0:
+        raise ValueError(f"span [{start:.3f}, {end:.3f}) holds no frame at {fps} fps")
+    times = [start + k / fps for k in range(n)]
+    if times[-1] >= end + _EPS:
+        raise ValueError(f"{n} frames at {fps} fps need {n / fps:.3f} s; span [{start:.3f}, {end:.3f}) is shorter")
+    return times
+
+
+def decode_span(path: str | os.PathLike, start: float, end: float, fps: float, size: Sequence[int] | None,
+                frames: int | None = None, threads: int = 1) -> DecodedSpan:
+    """Exactly `frames` (default: all that fit) RGB frames at `fps` from [start, end) of `path`, at `size`
+    ([w, h], scale to cover + center-crop; None keeps the displayed size), rotation applied."""
+    times = span_times(start, end, fps, frames)
+    reader = VideoReader(path, threads)
+    try:
+        out = np.empty((len(times), 0, 0, 3), np.uint8)
+        src: list[float] = [0.0] * len(times)
+        for i, arr, t in _pick(reader, times, size, seek_gap=None):
+            if i == 0:
+                out = np.empty((len(times), *arr.shape), np.uint8)
+            out[i], src[i] = arr, t
+    finally:
+        reader.close()
+    return DecodedSpan(out, src)
+
+
+def sample_frames_at(path: str | os.PathLike, times: Sequence[float], size: Sequence[int] | None = None,
+                     threads: int = 1) -> DecodedSpan:
+    """The frame on screen at each of `times` (any order; sparse times far apart are reached by seeking)."""
+    if not len(times):
+        raise ValueError("sample_frames_at needs at least one time")
+    order = sorted(range(len(times)), key=lambda k: times[k])
+    sorted_times = [float(times[k]) for k in order]
+    reader = VideoReader(path, threads)
+    arrays: list[np.ndarray | None] = [None] * len(times)
+    src = [0.0] * len(times)
+    try:
+        for j, arr, t in _pick(reader, sorted_times, size, seek_gap=_SEEK_GAP_S):
+            arrays[order[j]], src[order[j]] = arr, t
+    finally:
+        reader.close()
+    shapes = {a.shape for a in arrays}
+    frames = np.stack(arrays) if len(shapes) == 1 else arrays  # mid-stream size changes: keep a list
+    return DecodedSpan(frames, src)
+
+
+_Reader = VideoReader  # older name, still imported by the long-video scan
