@@ -1,0 +1,127 @@
+"""Captioning stages for clips: `caption_minigpt4`, and `caption`, which picks the captioner by parameter.
+
+`caption` exists so that a manifest chooses the captioner with an override, keeping one recipe:
+    overrides: {caption: {model: minigpt4}}   # or blip2
+Its parameters are `model` plus that captioner's own parameters (under the captioner's name, e.g.
+`minigpt4: {max_new_tokens: 40}`, or flat). It delegates to the stage `caption_<model>` (resources, up-front
+checks, batching), so the captioners themselves stay single-purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vidrd_data.items import Item
+from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, register_stage
+
+CAPTIONERS = ("minigpt4", "blip2")
+
+
+def _gpu_if_cluster_has_one(params: dict[str, Any]) -> Resources:
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
+    return Resources(num_cpus=1, num_gpus=1 if gpus >= 1 and params.get("device", "auto") != "cpu" else 0)
+
+
+def keyframes_of(item: Item, n: int | None = None) -> np.ndarray:
+    """The clip's keyframes (cut_segments sets them), else frames evenly spread over data["frames"]."""
+    frames = item.data.get("keyframes")
+    if frames is None:
+        clip = item.data.get("frames")
+        if clip is None:
+            raise ValueError("no keyframes or frames to caption (run cut_segments before caption)")
+        k = n or 1
+        idx = [len(clip) // 2] if k == 1 else np.linspace(0, len(clip) - 1, k).round().astype(int)
+        frames = clip[idx]
+    return frames if n is None else frames[:n]
+
+
+@register_stage("caption_minigpt4")
+class CaptionMiniGPT4(Stage):
+    """Keyframes -> meta.captions.minigpt4 with the MiniGPT-4 prompt (models.minigpt4.path)."""
+
+    uses_model = True
+    batch_size = 8
+    PARAMS = ("model_key", "device", "dtype", "max_new_tokens", "min_new_tokens", "num_beams", "question",
+              "repetition_penalty", "no_repeat_ngram_size", "keyframes", "batch_size", "num_actors")
+
+    @classmethod
+    def _spec(cls, params, ctx) -> dict[str, Any]:
+        return dict(ctx.models.get(params.get("model_key", "minigpt4")) or {})
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        from vidrd_data.models.minigpt4 import check_minigpt4_folder
+
+        unknown = set(params) - set(cls.PARAMS)
+        if unknown:
+            raise ValueError(f"caption_minigpt4: unknown params {sorted(unknown)}; allowed: {list(cls.PARAMS)}")
+        check_minigpt4_folder(cls._spec(params, ctx).get("path"))
+
+    @classmethod
+    def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
+        return _gpu_if_cluster_has_one(params | {"device": params.get("device", cls._spec(params, ctx).get("device"))})
+
+    def __init__(self, params: dict[str, Any], ctx: StageContext):
+        super().__init__(params, ctx)
+        from vidrd_data.models.minigpt4 import MiniGPT4Captioner
+
+        spec = self._spec(params, ctx)
+        gen = {k: params[k] for k in ("max_new_tokens", "min_new_tokens", "num_beams", "question",
+                                      "repetition_penalty", "no_repeat_ngram_size") if k in params}
+        self.captioner = MiniGPT4Captioner(spec.get("path"), device=params.get("device", spec.get("device", "auto")),
+                                           dtype=params.get("dtype", spec.get("dtype", "auto")), **gen)
+        self.keyframes = params.get("keyframes")
+
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        clips = [keyframes_of(it, self.keyframes) for it in items]
+        for it, text in zip(items, self.captioner.caption(clips)):
+            it.meta.setdefault("captions", {})["minigpt4"] = text
+        return items
+
+    def process(self, item: Item) -> list[Item]:
+        return self.process_batch([item])
+
+
+@register_stage("caption")
+class Caption(Stage):
+    """Delegates to `caption_<model>`; `model` selects MiniGPT-4 or BLIP-2 (a manifest override)."""
+
+    uses_model = True
+    batch_size = 8
+
+    @staticmethod
+    def _delegate(params: dict[str, Any]) -> tuple[type[Stage], dict[str, Any]]:
+        model = params.get("model", "minigpt4")
+        if model not in CAPTIONERS:
+            raise ValueError(f"caption.model must be one of {', '.join(CAPTIONERS)}, got {model!r}")
+        try:
+            cls = get_stage(f"caption_{model}")
+        except KeyError:
+            raise ValueError(f"caption.model {model!r}: stage caption_{model} is not installed in this checkout") from None
+        flat = {k: v for k, v in params.items() if k != "model" and k not in CAPTIONERS}
+        return cls, flat | dict(params.get(model) or {})
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        stage_cls, sub = cls._delegate(params)
+        stage_cls.check(sub, ctx)
+
+    @classmethod
+    def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
+        stage_cls, sub = cls._delegate(params)
+        return stage_cls.resources(sub, ctx)
+
+    def __init__(self, params: dict[str, Any], ctx: StageContext):
+        super().__init__(params, ctx)
+        stage_cls, sub = self._delegate(params)
+        self.inner = stage_cls(sub, ctx)
+
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        return self.inner.process_batch(items)
+
+    def process(self, item: Item) -> list[Item]:
+        return self.inner.process_batch([item])
