@@ -27,7 +27,7 @@ from typing import Any, Iterable
 import fsspec
 import pandas as pd
 
-from vidrd_data.items import FAILED, FILTERED, OK, SUCCESS, Item
+from vidrd_data.items import FAILED, FILTERED, OK, SUCCESS, Item, make_key
 from vidrd_data.sample_json import SCHEMA_VERSION, sample_json
 
 _SHARD_RE = re.compile(r"^(?P<source>[a-z0-9_]+)-(?P<index>\d{6})_stats\.json$")
@@ -150,6 +150,8 @@ class ShardSink:
         self.stats = Counter()
         self.started = time.time()
         self.committed_shards: list[str] = []
+        self.done_shards: set[str] = set()
+        self.duplicates = 0  # items seen again (Ray's at-least-once execution) and dropped
         for plan in shards:
             if not plan.input_ids:
                 self._commit(plan)
@@ -158,8 +160,12 @@ class ShardSink:
         plan = self.shard_of.get((item.source, item.input_id))
         if plan is None:
             raise RuntimeError(f"item {item.key} from unplanned input {item.source}/{item.input_id}")
+        if plan.name in self.done_shards:
+            self.duplicates += 1
+            return  # re-emitted (retried task, reconstructed block) after its shard was committed: written once
         bucket = self.items[plan.name]
         if item.key in bucket:
+            self.duplicates += 1
             return  # a retried task re-emitted it: counted once
         bucket[item.key] = item
         ident = (item.source, item.input_id)
@@ -185,9 +191,11 @@ class ShardSink:
             plan = self.plans[name]
             for iid in sorted(pending):
                 missing = 1 - self.weight[(plan.source, iid)]
-                stub = Item(key=f"{plan.source}_lost_{len(self.items[name])}", source=plan.source, input_id=iid,
+                # Keyed by the input (stable across runs, unique per input), never by arrival order.
+                stub = Item(key=f"{make_key(plan.source, iid)}_lost", source=plan.source, input_id=iid,
                             weight=missing)
-                stub.fail("pipeline", f"lost: {float(missing):.3f} of this input's output never reached the sink")
+                stub.fail("pipeline", f"lost: {float(missing):.3f} of this input's output never reached the sink "
+                                      "(its Ray task failed after all retries: worker crash, OOM kill or node loss)")
                 self.items[name][stub.key] = stub
             self.pending_inputs[name] = set()
             self._commit(plan)
@@ -196,6 +204,7 @@ class ShardSink:
 
     def _commit(self, plan: ShardPlan) -> None:
         t0 = time.time()
+        self.done_shards.add(plan.name)
         items = sorted(self.items.pop(plan.name, {}).values(), key=lambda it: it.key)
         base = f"{self.root}/shards/{plan.name}"
         rows, success_keys, counts = [], [], Counter()

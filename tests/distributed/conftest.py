@@ -1,0 +1,24 @@
+"""A loopback Ray cluster (head + 1 worker, real `ray start` processes) shared by this folder's tests.
+
+Builds run as `vidrd-data build --ray-address` subprocesses: the session's in-process Ray (ray_session)
+stays untouched, and the cluster's private temp dir keeps other `ray.init()` calls from joining it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vidrd_data.cluster import LocalCluster
+
+# Node death is noticed after period x threshold: 0.5 s x 3 here instead of Ray's 3 s x 5 (a test budget choice).
+FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
+                          "RAY_health_check_initial_delay_ms": "1000"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = LocalCluster.start(head_cpus=1, worker_cpus=[1], env=FAST_FAILURE_DETECTION)
+    try:
+        yield c
+    finally:
+        c.stop()
