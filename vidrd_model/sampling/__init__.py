@@ -8,23 +8,29 @@
 - `writer`: mp4 / GIF / frame grid written clip by clip
 """
 
-from .guidance import apply_staged_guidance, guided_frames, guided_step_counts
-from .loop import ClipLatents, LongVideoSettings, denoise_clip, sample_long_video
-from .noise import align_to_next_clip, next_clip_noise, past_dependent_noise, reverse_frames
-from .schedulers import SCHEDULERS, make_scheduler
+import importlib
 
-__all__ = [
-    "ClipLatents",
-    "LongVideoSettings",
-    "SCHEDULERS",
-    "align_to_next_clip",
-    "apply_staged_guidance",
-    "denoise_clip",
-    "guided_frames",
-    "guided_step_counts",
-    "make_scheduler",
-    "next_clip_noise",
-    "past_dependent_noise",
-    "reverse_frames",
-    "sample_long_video",
-]
+# name -> submodule; imported on first use so that `vidrd-model --help` does not import torch / diffusers
+_EXPORTS = {
+    "apply_staged_guidance": "guidance",
+    "guided_frames": "guidance",
+    "guided_step_counts": "guidance",
+    "ClipLatents": "loop",
+    "LongVideoSettings": "loop",
+    "denoise_clip": "loop",
+    "sample_long_video": "loop",
+    "align_to_next_clip": "noise",
+    "next_clip_noise": "noise",
+    "past_dependent_noise": "noise",
+    "reverse_frames": "noise",
+    "SCHEDULERS": "schedulers",
+    "make_scheduler": "schedulers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

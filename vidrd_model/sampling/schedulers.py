@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import diffusers
-
 # name -> diffusers class name. All take SD 2.x's scheduler config (betas, training steps, prediction type).
 SCHEDULERS = {
     "ddim": "DDIMScheduler",
@@ -37,5 +35,7 @@ def make_scheduler(name: str = "ddim", config: dict | None = None):
     key = name.lower()
     if key not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+    import diffusers
+
     cls = getattr(diffusers, SCHEDULERS[key])
     return cls.from_config(dict(config if config is not None else SD21_BASE_SCHEDULER_CONFIG))
