@@ -1,0 +1,263 @@
+"""Short-video (action-recognition) inputs: class folders, UCF-101 split files, Kinetics CSVs, a plain table.
+
+Every input is one video file with its class label (meta["label"]); an annotated time segment, where the
+annotation gives one (Kinetics on untrimmed downloads, a table's start/end), rides along in
+data["segment"] = [start, end] and bounds the clip planner. Readers only list: nothing is decoded here. An
+annotation row naming a file that does not exist becomes a failed row ("read"), never a silent skip.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from vidrd_data.items import Item, make_key
+from vidrd_data.sources.base import ReaderParams, SourceReader, register_reader
+
+VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
+
+
+class _VideoReader(SourceReader):
+    def _item(self, input_id: str, path: Path, label: str | None, segment=None, **extra) -> Item:
+        meta = self.item_meta("video", input_id, dataset=self.source_name, span=None, shot_ids=None, **extra)
+        meta["label"] = label
+        data = {"path": str(path)}
+        if segment is not None:
+            data["segment"] = [float(segment[0]), float(segment[1])]
+        return Item(key=make_key(self.source_name, input_id), source=self.source_name, input_id=input_id,
+                    data=data, meta=meta)
+
+    def _missing(self, input_id: str, path: Path, label: str | None, where: str, segment=None) -> Item:
+        return self._item(input_id, path, label, segment).fail("read", f"{where} names {path}, which does not exist")
+
+    def _dir(self, value: str, field: str) -> Path:
+        p = self.resolve(value)
+        if not p.is_dir():
+            raise FileNotFoundError(f"input.{field} {p} is not a directory")
+        return p
+
+    def _file(self, value: str, field: str) -> Path:
+        p = self.resolve(value)
+        if not p.is_file():
+            raise FileNotFoundError(f"input.{field} {p} does not exist")
+        return p
+
+
+def _videos_under(root: Path, exts: tuple[str, ...]) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())
+
+
+# ------------------------------------------------------------------------------------------------ class folders
+
+class ClassFoldersParams(ReaderParams):
+    format: Literal["class_folders"]
+    root: str  # ROOT/<class>/<video> (deeper sub-folders are searched too; the class is the first level)
+    extensions: list[str] = list(VIDEO_EXTS)
+    classes: list[str] | None = None  # only these classes (default: every sub-folder)
+
+
+@register_reader("short_video", "class_folders")
+class ClassFoldersReader(_VideoReader):
+    """UCF-101 / Kinetics / HMDB layout: one sub-folder per class, named by the class."""
+    Params = ClassFoldersParams
+
+    def check(self) -> None:
+        root = self._dir(self.params.root, "root")
+        if not any(d.is_dir() for d in root.iterdir()):
+            raise FileNotFoundError(f"input.root {root} has no class sub-folders (expected ROOT/<class>/<video>)")
+
+    def list_items(self) -> list[Item]:
+        root = self.resolve(self.params.root)
+        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.params.extensions)
+        wanted = set(self.params.classes) if self.params.classes else None
+        items = []
+        for class_dir in sorted(d for d in root.iterdir() if d.is_dir()):
+            if wanted is not None and class_dir.name not in wanted:
+                continue
+            for p in _videos_under(class_dir, exts):
+                items.append(self._item(p.relative_to(root).as_posix(), p, class_dir.name))
+        return items
+
+
+# ---------------------------------------------------------------------------------------------- UCF-101 splits
+
+class UcfSplitsParams(ReaderParams):
+    format: Literal["ucf_splits"]
+    root: str  # the videos: ROOT/<class>/v_<class>_gNN_cNN.avi
+    splits_dir: str  # trainlist0N.txt, testlist0N.txt, classInd.txt (ucfTrainTestlist/)
+    split: Literal["train", "test"] = "train"
+    fold: int = Field(1, ge=1, le=3)
+
+
+@register_reader("short_video", "ucf_splits")
+class UcfSplitsReader(_VideoReader):
+    """UCF-101's official split lists. Train lines carry a 1-based class index (classInd.txt), test lines
+    only the path; either way the class folder in the path is the label and must agree with classInd."""
+    Params = UcfSplitsParams
+
+    def _list_path(self) -> Path:
+        return self.resolve(self.params.splits_dir) / f"{self.params.split}list0{self.params.fold}.txt"
+
+    def check(self) -> None:
+        self._dir(self.params.root, "root")
+        d = self._dir(self.params.splits_dir, "splits_dir")
+        for p in (d / "classInd.txt", self._list_path()):
+            if not p.is_file():
+                raise FileNotFoundError(f"input.splits_dir: {p.name} not found in {d} (UCF-101's ucfTrainTestlist)")
+
+    def _class_index(self) -> dict[int, str]:
+        index = {}
+        for n, line in enumerate((self.resolve(self.params.splits_dir) / "classInd.txt").read_text().splitlines(), 1):
+            if line.strip():
+                num, _, name = line.strip().partition(" ")
+                if not num.isdigit() or not name.strip():
+                    raise ValueError(f"classInd.txt line {n}: expected '<index> <ClassName>', got {line!r}")
+                index[int(num)] = name.strip()
+        return index
+
+    def list_items(self) -> list[Item]:
+        root, classes = self.resolve(self.params.root), self._class_index()
+        names = set(classes.values())
+        list_path = self._list_path()
+        items = []
+        for n, line in enumerate(list_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            rel, _, idx = line.strip().partition(" ")
+            rel = rel.replace("\\", "/")
+            folder = rel.split("/")[0] if "/" in rel else None
+            label = classes.get(int(idx)) if idx.strip().isdigit() else folder
+            where = f"{list_path.name} line {n}"
+            p = root / rel
+            extra = {"label_index": int(idx)} if idx.strip().isdigit() else {}
+            item = self._item(rel, p, label, **extra)
+            if label is None or label not in names:
+                item.fail("read", f"{where}: class of {rel!r} is not in classInd.txt")
+            elif folder is not None and folder != label:
+                item.fail("read", f"{where}: {rel!r} is under {folder}/ but its index {idx.strip()} is {label}")
+            elif not p.is_file():
+                item = self._missing(rel, p, label, where)
+            items.append(item)
+        return items
+
+
+# ------------------------------------------------------------------------------------------------ Kinetics CSV
+
+class KineticsParams(ReaderParams):
+    format: Literal["kinetics_csv"]
+    csv: str  # label,youtube_id,time_start,time_end,split[,is_cc]
+    root: str  # downloaded videos, found by id anywhere below (any of the usual namings, see below)
+    split: str | None = None  # keep only rows of this split (train / validate / test)
+    extensions: list[str] = list(VIDEO_EXTS)
+
+
+@register_reader("short_video", "kinetics_csv")
+class KineticsReader(_VideoReader):
+    """Kinetics annotations -> local files. A file named `<id>_<start:06d>_<end:06d>.*` (the usual trimmed
+    download) is the annotated 10 s itself; a file named `<id>.*` is the untrimmed video, and the row's
+    [time_start, time_end] becomes the segment the clips are taken from."""
+    Params = KineticsParams
+
+    def check(self) -> None:
+        self._file(self.params.csv, "csv")
+        self._dir(self.params.root, "root")
+
+    def list_items(self) -> list[Item]:
+        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.params.extensions)
+        by_stem: dict[str, Path] = {}
+        for p in _videos_under(self.resolve(self.params.root), exts):
+            by_stem.setdefault(p.stem, p)
+        csv_path = self.resolve(self.params.csv)
+        items = []
+        with csv_path.open(newline="", encoding="utf-8") as f:
+            rows = csv.DictReader(f)
+            missing_cols = {"youtube_id", "time_start", "time_end"} - set(rows.fieldnames or [])
+            if missing_cols:
+                raise ValueError(f"input.csv {csv_path.name}: missing column(s) {sorted(missing_cols)}; "
+                                 "expected label,youtube_id,time_start,time_end,split")
+            for n, row in enumerate(rows, 2):
+                if self.params.split and row.get("split") != self.params.split:
+                    continue
+                yid = row["youtube_id"].strip()
+                try:
+                    ts, te = float(row["time_start"]), float(row["time_end"])
+                except ValueError:
+                    ts = te = math.nan
+                input_id = f"{yid}_{int(ts or 0):06d}_{int(te or 0):06d}" if ts == ts else yid
+                label = (row.get("label") or "").strip() or None
+                trimmed = by_stem.get(input_id)
+                full = by_stem.get(yid)
+                where = f"{csv_path.name} line {n}"
+                if ts != ts or te <= ts:
+                    item = self._item(input_id, Path(yid), label).fail(
+                        "read", f"{where}: bad time_start/time_end {row['time_start']!r}/{row['time_end']!r}")
+                elif trimmed is not None:
+                    item = self._item(input_id, trimmed, label, youtube_id=yid, annotated=[ts, te])
+                elif full is not None:
+                    item = self._item(input_id, full, label, segment=(ts, te), youtube_id=yid, annotated=[ts, te])
+                else:
+                    item = self._item(input_id, self.resolve(self.params.root) / f"{input_id}.mp4", label).fail(
+                        "read", f"{where}: no file for youtube id {yid} under {self.params.root} "
+                                f"(looked for {input_id}.* and {yid}.*)")
+                items.append(item)
+        return items
+
+
+# ---------------------------------------------------------------------------------------------- plain table
+
+class VideoTableParams(ReaderParams):
+    format: Literal["table"]
+    path: str  # .csv or .parquet; relative video paths resolve against the table's folder (or `root`)
+    root: str | None = None
+    path_column: str = "path"
+    label_column: str = "label"
+    start_column: str = "start"  # optional columns: absent or empty -> the whole video
+    end_column: str = "end"
+
+
+@register_reader("short_video", "table")
+class VideoTableReader(_VideoReader):
+    """A table of `path, label[, start, end]` rows."""
+    Params = VideoTableParams
+
+    def check(self) -> None:
+        p = self._file(self.params.path, "path")
+        if p.suffix.lower() not in (".csv", ".parquet"):
+            raise ValueError(f"input.path {p}: expected a .csv or .parquet table")
+
+    def list_items(self) -> list[Item]:
+        import pandas as pd
+
+        table_path = self.resolve(self.params.path)
+        df = pd.read_parquet(table_path) if table_path.suffix.lower() == ".parquet" else pd.read_csv(table_path)
+        for col in (self.params.path_column, self.params.label_column):
+            if col not in df.columns:
+                raise ValueError(f"input.path {table_path.name}: no column {col!r}; columns: {list(df.columns)}")
+        base = self.resolve(self.params.root) if self.params.root else table_path.parent
+        has_span = self.params.start_column in df.columns and self.params.end_column in df.columns
+        items = []
+        for n, row in enumerate(df.to_dict("records")):
+            rel = str(row[self.params.path_column])
+            p = Path(rel).expanduser()
+            p = p if p.is_absolute() else base / p
+            label = row[self.params.label_column]
+            label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
+            seg = None
+            if has_span:
+                s, e = row[self.params.start_column], row[self.params.end_column]
+                if pd.notna(s) and pd.notna(e):
+                    seg = (float(s), float(e))
+            input_id = rel if seg is None else f"{rel}@{seg[0]:g}-{seg[1]:g}"
+            where = f"{table_path.name} row {n}"
+            if seg is not None and not seg[1] > seg[0] >= 0:
+                item = self._item(input_id, p, label).fail("read", f"{where}: bad span start={seg[0]} end={seg[1]}")
+            elif not p.is_file():
+                item = self._missing(input_id, p, label, where, seg)
+            else:
+                item = self._item(input_id, p, label, seg)
+            items.append(item)
+        return items

@@ -1,0 +1,206 @@
+"""Short-video stages: `probe` (can this file give clips?), `plan_clips` (which spans), `cut` (decode them).
+
+probe      ffprobe + one cheap demux pass: duration, fps, size, codec, rotation; fails files that cannot
+           be clips (unreadable, no video stream, no decoder, too large) and notices truncated data.
+plan_clips one video -> n clip items (fan-out), each with its span [start, end) in source seconds.
+cut        decodes the span to exactly the clip spec's frames/fps/size (PyAV, in-process) + keyframes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import av
+
+from vidrd_data.items import Item, make_key
+from vidrd_data.media.decode import decode_span
+from vidrd_data.media.probe import VideoInfo, probe
+from vidrd_data.stages.base import Stage, StageContext, register_stage
+
+_EPS = 1e-6
+
+
+def _unknown_params(stage: str, params: dict, allowed: tuple[str, ...]) -> None:
+    unknown = set(params) - set(allowed)
+    if unknown:
+        raise ValueError(f"{stage}: unknown params {sorted(unknown)}; allowed: {list(allowed)}")
+
+
+# ------------------------------------------------------------------------------------------------------ probe
+
+@register_stage("probe")
+class Probe(Stage):
+    """ffprobe the file, check a decoder exists and decodes a frame, and find where the data really ends."""
+
+    PARAMS = ("max_side", "max_pixels", "min_side", "scan_packets", "batch_size")
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        _unknown_params(cls.name, params, cls.PARAMS)
+
+    def process(self, item: Item) -> list[Item]:
+        info = probe(item.data["path"])
+        name = item.input_id
+        max_side, max_pixels = int(self.params.get("max_side", 4096)), int(self.params.get("max_pixels", 4096 * 2304))
+        min_side = int(self.params.get("min_side", 16))
+        w, h = info.width, info.height
+        if max(w, h) > max_side or w * h > max_pixels:
+            raise ValueError(f"resolution {w}x{h} of {name} is over the limit (probe.max_side {max_side}, "
+                             f"max_pixels {max_pixels}): decoding it would cost too much memory per worker")
+        if min(w, h) < min_side:
+            raise ValueError(f"resolution {w}x{h} of {name} is under probe.min_side {min_side}")
+        try:
+            av.codec.Codec(info.codec, "r")
+        except Exception:  # noqa: BLE001 - UnknownCodecError and friends: no decoder in this build
+            raise ValueError(f"unsupported codec {info.codec!r} in {name}: this ffmpeg/PyAV has no decoder for it") from None
+        meta = info.as_meta()
+        if self.params.get("scan_packets", True):
+            meta.update(_scan(item.data["path"], info, name))
+        item.meta["probe"] = meta
+        return [item]
+
+
+def _scan(path: str, info: VideoInfo, name: str) -> dict[str, Any]:
+    """Demux every video packet (no decoding: I/O speed) to find where the data ends, and decode just the
+    first frame: a header can promise more than the file holds, and a codec can be named yet undecodable."""
+    first_frame, data_end, packets = False, 0.0, 0
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            tb = stream.time_base
+            t0 = float(stream.start_time * tb) if stream.start_time is not None else 0.0
+            try:
+                for packet in container.demux(stream):
+                    if packet.pts is None or packet.size == 0:
+                        continue
+                    packets += 1
+                    data_end = max(data_end, float((packet.pts + (packet.duration or 0)) * tb) - t0)
+                    if not first_frame:
+                        try:
+                            first_frame = bool(packet.decode())
+                        except av.FFmpegError:
+                            pass
+                if not first_frame:
+                    first_frame = bool(stream.codec_context.decode(None)) if packets else False  # flush
+            except av.FFmpegError:
+                pass  # data ends here (corrupt tail): data_end says how far it got
+    except av.FFmpegError as err:
+        raise ValueError(f"cannot open {name} for decoding: {err}") from None
+    if packets == 0:
+        raise ValueError(f"{name} has a video stream ({info.codec}) but no video packets")
+    if not first_frame:
+        raise ValueError(f"cannot decode any frame of {name} (codec {info.codec}): corrupt or unsupported data")
+    out: dict[str, Any] = {"data_end": round(data_end, 6), "packets": packets}
+    if info.duration and data_end < info.duration - max(0.5, 2 / (info.fps or 25)):
+        out["truncated"] = True  # clips are planned within the data that exists
+    return out
+
+
+def usable_duration(meta: dict) -> float:
+    d = float(meta.get("duration") or 0)
+    end = meta.get("data_end")
+    if end is not None and (d <= 0 or end < d):
+        return float(end)
+    return d
+
+
+# ------------------------------------------------------------------------------------------------- plan_clips
+
+POLICIES = ("center", "multi")
+
+
+@register_stage("plan_clips")
+class PlanClips(Stage):
+    """Spans for the clips of one video, by policy, within the annotated segment (if any) and the data.
+
+    center  one clip centred in the usable window.
+    multi   up to `max_clips` non-overlapping clips spread evenly (equal gaps, at least `min_gap_seconds`).
+    Clip length: the clip spec's frames / fps; with min/max_seconds instead, `max_seconds` (or the whole
+    window when shorter, down to `min_seconds`). A video too short for one clip fails with its length.
+    """
+
+    PARAMS = ("policy", "max_clips", "min_gap_seconds", "margin_seconds", "batch_size")
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        _unknown_params(cls.name, params, cls.PARAMS)
+        if params.get("policy", "center") not in POLICIES:
+            raise ValueError(f"plan_clips.policy must be one of {', '.join(POLICIES)}, got {params.get('policy')!r}")
+        if int(params.get("max_clips", 1)) < 1:
+            raise ValueError("plan_clips.max_clips must be >= 1")
+
+    def spans(self, start: float, end: float) -> list[tuple[float, float]]:
+        clip, fps = self.ctx.clip, float(self.ctx.clip["fps"])
+        policy = self.params.get("policy", "center")
+        k = int(self.params.get("max_clips", 1)) if policy == "multi" else 1
+        gap = float(self.params.get("min_gap_seconds", 0.0))
+        window = end - start
+        if clip.get("frames"):
+            length = int(clip["frames"]) / fps
+            need = length
+        else:
+            longest = float(clip.get("max_seconds") or window)
+            need = float(clip.get("min_seconds") or 1 / fps)
+            length = math.floor(min(longest, window) * fps + _EPS) / fps  # whole frames
+        if window + _EPS < need or length <= 0:
+            raise ValueError(f"video is {window:.2f} s, shorter than one {need:.2f} s clip")
+        n = max(1, min(k, int(math.floor((window + gap + _EPS) / (length + gap)))))
+        pad = (window - n * length - (n - 1) * gap) / (n + 1)
+        out = []
+        for i in range(n):
+            s = start + pad + i * (length + gap + pad)
+            s = max(start, math.floor(s * 1000 + _EPS) / 1000)  # ms grid: keys carry the span in ms
+            out.append((round(s, 6), round(s + length, 6)))
+        return out
+
+    def process(self, item: Item) -> list[Item]:
+        probe_meta = item.meta.get("probe")
+        if probe_meta is None:
+            raise ValueError("plan_clips needs the probe stage before it")
+        lo, hi = 0.0, usable_duration(probe_meta)
+        margin = float(self.params.get("margin_seconds", 0.0))
+        seg = item.data.pop("segment", None)
+        if seg is not None:
+            if seg[0] >= hi:
+                raise ValueError(f"annotated segment {seg[0]:g}-{seg[1]:g} s starts after the video ends ({hi:.2f} s)")
+            lo, hi = max(lo, float(seg[0])), min(hi, float(seg[1]))
+        if hi - lo > 2 * margin:
+            lo, hi = lo + margin, hi - margin
+        spans = self.spans(lo, hi)
+        children = item.fan_out(len(spans))
+        for child, span in zip(children, spans):
+            child.key = make_key(item.source, item.input_id, span)
+            child.data["span"] = list(span)
+            child.meta["source"]["span"] = list(span)
+        return children
+
+
+# -------------------------------------------------------------------------------------------------------- cut
+
+@register_stage("cut")
+class Cut(Stage):
+    """Decode the span to exactly the clip spec: frames at fps, scaled to cover `size` and center-cropped."""
+
+    PARAMS = ("keyframes", "threads", "batch_size")
+
+    @classmethod
+    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
+        _unknown_params(cls.name, params, cls.PARAMS)
+        pos = params.get("keyframes", [0.5])
+        if not isinstance(pos, list) or not pos or not all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in pos):
+            raise ValueError(f"cut.keyframes must be a list of positions in the clip in [0, 1] "
+                             f"(0 first frame, 1 last), got {pos!r}")
+
+    def process(self, item: Item) -> list[Item]:
+        start, end = item.data.pop("span")
+        fps = float(self.ctx.clip["fps"])
+        want = self.ctx.clip.get("frames")
+        n = int(want) if want else int(math.floor((end - start) * fps + _EPS))
+        clip = decode_span(item.data["path"], start, end, fps, tuple(self.ctx.clip["size"]), frames=n,
+                           threads=int(self.params.get("threads", 1)))
+        idx = sorted({int(round(p * (n - 1))) for p in self.params.get("keyframes", [0.5])})
+        item.data["frames"] = clip.frames
+        item.data["keyframes"] = clip.frames[idx]
+        item.meta["keyframes"] = {"index": idx, "source_times": [round(clip.source_times[i], 4) for i in idx]}
+        return [item]
