@@ -85,8 +85,12 @@ def _proc_name(p: psutil.Process) -> str:
     cmd = p.cmdline()
     if cmd and cmd[0].startswith("ray::"):
         return cmd[0].split()[0]  # the worker's title: ray::IDLE, ray::MapBatches(run_cpu_stages), ...
-    if cmd and "python" in Path(cmd[0]).name and len(cmd) > 1:
-        return Path(cmd[1] if not cmd[1].startswith("-") else cmd[-1]).name
+    if cmd and "python" in Path(cmd[0]).name:
+        args = cmd[1:]
+        if "-m" in args[:-1]:
+            return args[args.index("-m") + 1]  # python -m module
+        script = next((a for a in args if not a.startswith("-")), None)
+        return Path(script).name if script else p.name()
     return p.name()
 
 

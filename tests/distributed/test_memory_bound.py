@@ -24,7 +24,7 @@ def _peak_build(tmp_path: Path, root: Path, name: str) -> tuple[int, dict, str]:
                        extra="ray: {num_cpus: 2, object_store_mb: 128}\n")
     proc = subprocess.Popen([sys.executable, "-m", "vidrd_data.cli", "build", "--manifest", str(m), "-q"],
                             cwd=REPO, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    with PeakRSS(lambda: [proc.pid]) as peak:
+    with PeakRSS(lambda: [proc.pid], interval=0.05) as peak:
         out, err = proc.communicate(timeout=200)
     assert proc.returncode == 0, err[-3000:]
     return peak.peak, peak.peak_by_name, out
@@ -39,5 +39,5 @@ def test_ten_times_the_inputs_within_20_percent_of_the_memory(tmp_path):
     large, by_name, out10 = _peak_build(tmp_path, root, "x10")
     assert f"{BASE} success" in out1 and f"{10 * BASE} success" in out10
     top = ", ".join(f"{k} {v / 2**20:.0f}" for k, v in sorted(by_name.items(), key=lambda kv: -kv[1])[:6])
-    print(f"peak RSS: 1x {small / 2**20:.0f} MiB, 10x {large / 2**20:.0f} MiB ({large / small:.2f}x); 10x by process: {top}")
+    print(f"\npeak RSS: 1x {small / 2**20:.0f} MiB, 10x {large / 2**20:.0f} MiB ({large / small:.2f}x); 10x by process: {top}")
     assert large <= 1.2 * small, f"10x inputs peaked at {large / small:.2f}x the memory of 1x ({top})"

@@ -1,0 +1,183 @@
+"""Scaling and start-up of `vidrd-data build`, and peak memory per stage.
+
+  python benchmarks/bench_scaling.py                       # 1 vs 2 CPUs + start-up, then memory per stage
+  python benchmarks/bench_scaling.py --inputs 96 --size 256 --frames 16 --json out/bench_scaling.json
+
+Scaling: the same inputs (the demo's real photos, repeated under new names so every key and motion
+differs) built by the CLI with embedded Ray given 1 CPU, then 2. Throughput is steady-state: inputs
+committed after the first shard / seconds between the first and the last commit (start-up excluded).
+Start-up: seconds from launching the command to the first committed shard (`*_stats.json`).
+
+Memory per stage: each stage of each recipe run in this process, one input at a time, with the kernel's
+peak-RSS counter reset before the stage (/proc/self/clear_refs) and read after (VmHWM): the peak is what
+one worker needs above its idle size for that stage. Recipes without local demo inputs are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def demo_photos() -> Path:
+    root = REPO / "data" / "demo"
+    if not (root / "photos").is_dir():
+        subprocess.run([sys.executable, "-m", "vidrd_data.demo_data", str(root)], check=True, cwd=REPO)
+    return root / "photos"
+
+
+def make_inputs(dest: Path, n: int) -> Path:
+    """n image+caption pairs: the demo photos repeated under new names (hard links: no copies)."""
+    src = sorted(p for p in demo_photos().iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    dest.mkdir(parents=True)
+    for i in range(n):
+        img = src[i % len(src)]
+        os.link(img, dest / f"in{i:05d}{img.suffix}")
+        shutil.copyfile(img.with_suffix(".txt"), dest / f"in{i:05d}.txt")
+    return dest
+
+
+def write_manifest(path: Path, inputs: Path, out: Path, cpus: int, size: int, frames: int, shard: int) -> Path:
+    doc = {"name": "bench", "output": str(out), "clip": {"fps": 8, "size": [size, size], "frames": frames},
+           "shard": {"max_samples": shard}, "ray": {"num_cpus": cpus, "object_store_mb": 256},
+           "sources": [{"name": "photos", "kind": "image_text", "recipe": str(REPO / "pipelines/image_text.yaml"),
+                        "input": {"format": "folder", "root": str(inputs)}}]}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def timed_build(manifest: Path, out: Path) -> dict:
+    """Run the CLI; time the first commit from outside (command launch -> first _stats.json)."""
+    from vidrd_data.cluster import ray_env
+
+    t0 = time.time()
+    proc = subprocess.Popen([sys.executable, "-m", "vidrd_data.cli", "build", "--manifest", str(manifest), "-q"],
+                            cwd=REPO, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = None
+    while proc.poll() is None:
+        if first is None and list((out / "shards").glob("*_stats.json")):
+            first = time.time() - t0
+        time.sleep(0.02)
+    wall = time.time() - t0
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({proc.returncode}):\n{stderr[-3000:]}")
+    stats = sorted((json.loads(p.read_text()) for p in (out / "shards").glob("*_stats.json")),
+                   key=lambda s: s["committed_at"])
+    steady_inputs = sum(s["inputs"] for s in stats[1:])
+    span = stats[-1]["committed_at"] - stats[0]["committed_at"]
+    return {"wall_s": round(wall, 2), "first_commit_s": round(first if first is not None else wall, 2),
+            "shards": len(stats), "inputs": sum(s["inputs"] for s in stats),
+            "steady_inputs_per_s": round(steady_inputs / span, 3) if span > 0 else None,
+            "summary": stdout.strip().splitlines()[-1]}
+
+
+def bench_scaling(args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="vidrd_bench_"))
+    try:
+        inputs = make_inputs(tmp / "inputs", args.inputs)
+        runs = {}
+        for cpus in (1, 2):
+            out = tmp / f"out{cpus}"
+            m = write_manifest(tmp / f"m{cpus}.yaml", inputs, out, cpus, args.size, args.frames, args.shard)
+            runs[cpus] = timed_build(m, out)
+            print(f"  {cpus} CPU: {runs[cpus]}", flush=True)
+        speedup = runs[2]["steady_inputs_per_s"] / runs[1]["steady_inputs_per_s"]
+        return {"inputs": args.inputs, "clip": f"{args.size}x{args.size}x{args.frames}", "shard": args.shard,
+                "runs": runs, "speedup_2_vs_1_cpu": round(speedup, 2),
+                "first_commit_s": min(r["first_commit_s"] for r in runs.values())}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ memory per stage
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def _stage_peak(fn) -> tuple[object, float]:
+    """(result, peak RSS above the RSS before, MiB) of fn(): the kernel's high-water mark, reset first."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    before = _status_kb("VmRSS")
+    result = fn()
+    return result, (_status_kb("VmHWM") - before) / 1024
+
+
+def bench_stage_memory(args) -> dict:
+    from vidrd_data.build import make_context
+    from vidrd_data.manifest import load_manifest
+    from vidrd_data.runtime import apply_stage
+    from vidrd_data.sources.base import get_reader
+    from vidrd_data.stages.base import get_stage
+
+    tmp = Path(tempfile.mkdtemp(prefix="vidrd_mem_"))
+    results = {}
+    try:
+        inputs = make_inputs(tmp / "inputs", min(args.inputs, 16))
+        m = write_manifest(tmp / "m.yaml", inputs, tmp / "out", 1, args.size, args.frames, args.shard)
+        resolved = load_manifest(m)
+        ctx = make_context(resolved)
+        for src in resolved.sources:
+            reader_cls = get_reader(src.spec.kind, src.spec.input["format"])
+            reader = reader_cls(src.spec.name, reader_cls.Params.model_validate(src.spec.input), Path(ctx.base_dir))
+            items = [it for it in reader.list_items() if it.alive]
+            stages = [get_stage(n)(p, ctx) for n, p in src.stage_params()]
+            peaks = {s.name: 0.0 for s in stages}
+            for n, item in enumerate(items):
+                batch = [item]
+                for stage in stages:
+                    batch, peak = _stage_peak(lambda: apply_stage(stage, batch))
+                    if n:  # the first input warms up imports and caches
+                        peaks[stage.name] = max(peaks[stage.name], peak)
+            results[f"{src.spec.kind} ({len(items)} inputs, clip {args.size}x{args.size}x{args.frames})"] = {
+                k: round(v, 1) for k, v in peaks.items()}
+        results["worker_idle_rss_mib"] = round(_status_kb("VmRSS") / 1024, 1)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--inputs", type=int, default=64)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--shard", type=int, default=8)
+    p.add_argument("--skip-scaling", action="store_true")
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args()
+    result = {"cpu_count": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    if not args.skip_scaling:
+        print("scaling (embedded Ray, 1 then 2 CPUs):", flush=True)
+        result["scaling"] = bench_scaling(args)
+        s = result["scaling"]
+        print(f"  speed-up 2 vs 1 CPU: {s['speedup_2_vs_1_cpu']}x (target >= 1.7); "
+              f"first commit after {s['first_commit_s']} s (target < 15)", flush=True)
+    if not args.skip_memory:
+        print("peak RSS per stage above the worker's idle size (MiB):", flush=True)
+        result["stage_memory_mib"] = bench_stage_memory(args)
+        print(json.dumps(result["stage_memory_mib"], indent=1), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
