@@ -54,7 +54,8 @@ def configure_data_context(max_block_mb: int = 64) -> None:
     ctx.execution_options.preserve_order = False
     ctx.execution_options.verbose_progress = False
     # A task that still fails after its retries (a worker crash on every attempt: a decoder segfault, OOM on
-    # one huge video) loses only its block (one input); the sink records that input as failed ("lost").
+    # one huge video) loses only its block (the recipe's items_per_task inputs); the sink records those
+    # inputs as failed ("lost"), and `--retry-failed` reruns them.
     ctx.max_errored_blocks = -1
 
 
