@@ -49,3 +49,11 @@ def sv_ctx():
     from vidrd_data.stages.base import StageContext
 
     return StageContext(clip={"fps": 8.0, "size": [64, 64], "frames": 8})
+
+
+@pytest.fixture(scope="session")
+def tiny_blip2(tmp_path_factory) -> Path:
+    """A tiny random BLIP-2 saved to disk: loaded by the same code as a real checkpoint."""
+    from vidrd_data.models.tiny import save_tiny_blip2
+
+    return save_tiny_blip2(tmp_path_factory.mktemp("models") / "tiny-blip2")
