@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -14,43 +12,9 @@ from vidrd_model.evaluation.feature_models import (
 )
 
 
-class TinyI3D(torch.nn.Module):
-    """Same call convention as the StyleGAN-V I3D TorchScript: forward(x, rescale, resize, return_features)."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 8, kernel_size=3, stride=2)
-        self.head = torch.nn.Linear(8, 5)
-
-    def forward(self, x, rescale: bool = False, resize: bool = False, return_features: bool = False):
-        h = torch.relu(self.conv(x)).mean(dim=(2, 3, 4))
-        if return_features:
-            return h
-        return self.head(h)
-
-
-class TinyC3D(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv3d(3, 4, kernel_size=3, stride=2)
-        self.fc = torch.nn.Linear(4, 101)
-
-    def forward(self, x):
-        return self.fc(torch.relu(self.conv(x)).mean(dim=(2, 3, 4)))
-
-
 def _videos(n, frames=16, h=40, w=48, seed=0):
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, size=(frames, h, w, 3), dtype=np.uint8) for _ in range(n)]
-
-
-@pytest.fixture(scope="module")
-def torchscript_files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ts")
-    torch.manual_seed(0)
-    torch.jit.script(TinyI3D()).save(str(d / "i3d.pt"))
-    torch.jit.trace(TinyC3D(), torch.zeros(1, 3, 16, 112, 112)).save(str(d / "c3d.pt"))
-    return d
 
 
 def test_tiny_i3d_loads_from_user_path_and_returns_features(torchscript_files):
@@ -108,30 +72,17 @@ def test_read_video_roundtrip(tmp_path):
     assert read_video(tmp_path / "v.mp4", max_frames=3, stride=2).shape[0] == 3
 
 
-def test_clipsim_with_tiny_open_clip(tmp_path):
-    import open_clip
-
+def test_clipsim_with_tiny_open_clip(tiny_clip, tmp_path):
     from vidrd_model.evaluation.clipsim import ClipSimilarity
 
-    cfg = {
-        "embed_dim": 16,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 16},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-    }
-    (tmp_path / "cfg").mkdir()
-    (tmp_path / "cfg" / "vidrd-tiny-clip.json").write_text(json.dumps(cfg))
-    open_clip.add_model_config(tmp_path / "cfg")
-    torch.manual_seed(0)
-    model = open_clip.create_model("vidrd-tiny-clip")
-    torch.save(model.state_dict(), tmp_path / "tiny_clip.bin")
-
-    scorer = ClipSimilarity("vidrd-tiny-clip", tmp_path / "tiny_clip.bin")
+    name, ckpt = tiny_clip
+    scorer = ClipSimilarity(name, ckpt)
     frames = _videos(1, frames=3, h=40, w=40)[0]
     res = scorer.score([(frames, "a dog"), (frames[:2], "a cat")])
     per = scorer.frame_scores(frames, "a dog")
     assert per.shape == (3,) and np.all(np.abs(per) <= 1 + 1e-6)
     assert res["per_video"][0] == pytest.approx(per.mean(), rel=1e-6)
     assert res["clipsim"] == pytest.approx(np.mean(res["per_video"]))
-    assert res["settings"]["model"] == "vidrd-tiny-clip"
+    assert res["settings"]["model"] == name
     with pytest.raises(FileNotFoundError, match="never downloaded"):
-        ClipSimilarity("vidrd-tiny-clip", tmp_path / "missing.bin")
+        ClipSimilarity(name, tmp_path / "missing.bin")

@@ -34,3 +34,13 @@ def standin_unet():
 def text_embeds():
     g = torch.Generator().manual_seed(1)
     return torch.randn(1, 5, 8, generator=g), torch.randn(1, 5, 8, generator=g)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP threads spinning
+    against other processes make them ~10x slower. One thread per test, restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,15 +12,36 @@ DTYPES = ("float32", "float16", "bfloat16")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from vidrd_model.sampling.decode import DECODE_MODES
-    from vidrd_model.sampling.schedulers import SCHEDULERS
-
     p = subparsers.add_parser(
         "sample",
         help="generate long videos with the iterative sampler",
         description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    add_model_arguments(p)
+    t = p.add_argument_group("prompts")
+    t.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
+    t.add_argument("--prompt-file", help="a text file, one prompt per line (blank lines and #comments skipped)")
+    t.add_argument("--negative-prompt", default="watermark")
+
+    add_sampler_arguments(p)
+    o = p.add_argument_group("output")
+    o.add_argument("--output", help="output .mp4 (a single prompt only)")
+    o.add_argument("--output-dir", default="out/samples", help="where videos go: NNNN_<prompt>.mp4")
+    o.add_argument("--fps", type=float, default=8.0)
+    add_decode_arguments(o)
+    o.add_argument("--gif", action="store_true", help="also write a GIF")
+    o.add_argument("--grid", action="store_true", help="also write a frame-grid PNG (a row per clip)")
+    o.add_argument("--no-sidecar", action="store_true", help="no <video>.json next to the mp4 (the settings "
+                   "are in the mp4's comment tag anyway)")
+    o.add_argument("--no-progress", action="store_true")
+
+    add_runtime_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
     m = p.add_argument_group("model (one of: --model, or --released-checkpoint with --sd-base)")
     m.add_argument("--model", help="VidRD model folder (diffusers layout, hub id in the local cache) or a "
                    "`vidrd-model train` checkpoint-NNNNNNNN folder")
@@ -31,13 +52,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--sd-base", help="Stable Diffusion 2.1-base folder (diffusers layout), with --released-checkpoint")
     m.add_argument("--vae-finetuned", help="the released temporal VAE folder (vae_finetuned/)")
 
-    t = p.add_argument_group("prompts")
-    t.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
-    t.add_argument("--prompt-file", help="a text file, one prompt per line (blank lines and #comments skipped)")
-    t.add_argument("--negative-prompt", default="watermark")
+
+def add_sampler_arguments(p: argparse.ArgumentParser, num_clips: int = 4) -> None:
+    from vidrd_model.sampling.schedulers import SCHEDULERS
 
     s = p.add_argument_group("iterative sampler (defaults: the released VidRD's)")
-    s.add_argument("--num-clips", type=int, default=4, help="K: clips per video")
+    s.add_argument("--num-clips", type=int, default=num_clips, help="K: clips per video")
     s.add_argument("--num-frames", type=int, default=8, help="N: frames per clip")
     s.add_argument("--overlap-frames", type=int, default=4, help="M: frames shared by consecutive clips")
     s.add_argument("--alpha", type=float, default=4.0, help="PNS noise-recycle strength α")
@@ -53,35 +73,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--width", type=int)
     s.add_argument("--seed", type=int, default=0, help="prompt i uses seed + i")
 
-    o = p.add_argument_group("output")
-    o.add_argument("--output", help="output .mp4 (a single prompt only)")
-    o.add_argument("--output-dir", default="out/samples", help="where videos go: NNNN_<prompt>.mp4")
-    o.add_argument("--fps", type=float, default=8.0)
+
+def add_decode_arguments(o) -> None:
+    from vidrd_model.sampling.decode import DECODE_MODES
+
     o.add_argument("--decode", default="temporal", choices=DECODE_MODES,
                    help="temporal: the VAE decodes each clip with num_frames=N; per-frame: num_frames=1, the "
                         "released pipeline's behaviour (it omitted num_frames)")
     o.add_argument("--drop-overlap", action="store_true",
                    help="drop the M overlapped frames of clips k>=1: K·N − (K−1)·M frames instead of K·N")
-    o.add_argument("--gif", action="store_true", help="also write a GIF")
-    o.add_argument("--grid", action="store_true", help="also write a frame-grid PNG (a row per clip)")
-    o.add_argument("--no-sidecar", action="store_true", help="no <video>.json next to the mp4 (the settings "
-                   "are in the mp4's comment tag anyway)")
-    o.add_argument("--no-progress", action="store_true")
 
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("runtime")
-    r.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    r.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
     r.add_argument("--dtype", default="float32", choices=DTYPES)
-    p.set_defaults(func=run)
-    return p
 
 
-def _cuda() -> bool:
-    try:
-        import torch
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
 
-        return torch.cuda.is_available()
-    except Exception:  # noqa: BLE001
-        return False
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def read_prompts(prompts: list[str], prompt_file: str | None) -> list[str]:
@@ -143,6 +157,7 @@ def run(args) -> int:
         print(f"vidrd-model sample: {exc}", file=sys.stderr)
         return 2
     dtype = getattr(torch, args.dtype)
+    args.device = resolve_device(args.device)
     components, source = load_components(
         model=args.model, released_checkpoint=args.released_checkpoint, sd_base=args.sd_base,
         vae_finetuned=args.vae_finetuned, base_model=args.base_model, use_ema=not args.no_ema,

@@ -148,6 +148,8 @@ def load_c3d(path, device="cpu", preprocess: Preprocess = C3D_PREPROCESS) -> Vid
 
 # --------------------------------------------------------------------------------------------- reading videos
 
+VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".webm", ".mov", ".gif"}
+
 
 def read_video(path: str | Path, max_frames: Optional[int] = None, stride: int = 1) -> np.ndarray:
     """Decode a video file (mp4, avi, gif…) with PyAV: uint8 (frames, H, W, 3) RGB, every `stride`-th frame

@@ -17,8 +17,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
+from .feature_models import VIDEO_SUFFIXES
+
 PROMPTS_RESOURCE = "data/ucf101_prompts.json"
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mkv", ".webm", ".mov"}
 _GROUP = re.compile(r"_g(\d+)_c\d+", re.IGNORECASE)
 
 
