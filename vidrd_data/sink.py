@@ -197,6 +197,9 @@ class ShardSink:
                 stub.fail("pipeline", f"lost: {float(missing):.3f} of this input's output never reached the sink "
                                       "(its Ray task failed after all retries: worker crash, OOM kill or node loss)")
                 self.items[name][stub.key] = stub
+                # Counted like any failure: in the report by reason and against --max-failed-fraction.
+                self.failure_reasons[f"{FAILED} at pipeline: {_reason_class(stub.reason)}"] += 1
+                self.failed_inputs.add((plan.source, iid))
             self.pending_inputs[name] = set()
             self._commit(plan)
 

@@ -35,10 +35,10 @@ def run_cli(cluster, manifest: Path, *args: str, timeout: float = 150) -> subpro
                           text=True, timeout=timeout)
 
 
-def start_cli(cluster, manifest: Path) -> subprocess.Popen:
+def start_cli(cluster, manifest: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vidrd_data.cli", "build", "--manifest", str(manifest), "-q",
-                             "--ray-address", cluster.address], cwd=REPO, env=cluster.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             "--ray-address", cluster.address, *args], cwd=REPO, env={**cluster.env, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def stage_workers(cluster) -> dict[int, int]:
@@ -146,6 +146,34 @@ def test_killed_worker_process_loses_and_doubles_nothing(cluster, photos, refere
     assert proc.returncode == 0, err[-3000:]
     assert "0 failed" in out, out  # the killed tasks were retried, not recorded as lost
     assert_exact_output(tmp_path / "out", reference_keys, N_PHOTOS)
+
+
+def test_a_task_out_of_retries_is_recorded_failed_then_retried(cluster, photos, reference_keys, tmp_path):
+    """No retries left (VIDRD_TASK_RETRIES=0) and its worker killed: that task's inputs become `failed`
+    rows ("lost"), the rest of the build goes on, and --retry-failed completes the output exactly."""
+    m = write_manifest(tmp_path / "m.yaml", tmp_path / "out", [image_source("p", photos)])
+    proc = start_cli(cluster, m, "--max-failed-fraction", "0.02", env={"VIDRD_TASK_RETRIES": "0"})
+    killed = None
+    deadline = time.time() + 90
+    while killed is None and proc.poll() is None and time.time() < deadline:
+        for pid in stage_workers(cluster):
+            psutil.Process(pid).kill()
+            killed = pid
+            break
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=150)
+    assert killed and proc.returncode == 3, err[-3000:]  # lost inputs count as failed: > 2% failed
+    rows = status_rows(tmp_path / "out")
+    lost = rows[rows["status"] == "failed"]
+    assert len(rows) == N_PHOTOS and rows["input_id"].is_unique
+    assert 1 <= len(lost) <= 4 and lost["reason"].str.contains("lost").all(), lost  # one task's block
+    assert "failed at pipeline: lost" in out, out  # the report groups them by reason
+
+    r = run_cli(cluster, m, "--retry-failed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{len(lost)} to do, {len(lost)} failed to retry" in r.stdout, r.stdout
+    assert_exact_output(tmp_path / "out", reference_keys, N_PHOTOS)
+    assert (status_rows(tmp_path / "out")["status"] == "success").all()
 
 
 def test_retry_failed_reruns_only_the_fixed_input(cluster, tmp_path):
