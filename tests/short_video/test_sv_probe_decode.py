@@ -5,8 +5,8 @@ import math
 import pytest
 
 from tests.short_video.sv_helpers import frame_index, real_clip
-from vidrd_data.media.decode import DecodeError, decode_span, sample_frames_at
-from vidrd_data.media.probe import NoVideoStream, ProbeError, probe
+from vidrd_data.media.decode import DecodeError, decode_span, decode_spans, sample_frames_at
+from vidrd_data.media.probe import NoVideoStream, ProbeError, UnsupportedCodec, probe
 
 
 def test_probe_cfr_vfr_rotated(sv_media):
@@ -19,13 +19,23 @@ def test_probe_cfr_vfr_rotated(sv_media):
     assert (rot.rotation, rot.width, rot.height, rot.coded_size) == (90, 48, 64, (64, 48))
 
 
+@pytest.mark.parametrize("backend", ["pyav", "ffprobe"])
+def test_probe_backends_agree(sv_media, backend):
+    for name in ("cfr", "vfr", "rotated", "odd"):
+        a, b = probe(sv_media[name]), probe(sv_media[name], backend=backend)
+        for f in ("width", "height", "codec", "rotation", "frames", "has_audio", "vfr", "data_end", "keyframes"):
+            assert getattr(a, f) == getattr(b, f), (name, f)
+        assert a.duration == pytest.approx(b.duration, abs=1e-3) and a.fps == pytest.approx(b.fps, rel=1e-3)
+
+
+@pytest.mark.parametrize("backend", ["pyav", "ffprobe"])
 @pytest.mark.parametrize("name, exc, words", [
     ("empty", ProbeError, "empty"), ("corrupt", ProbeError, "cannot read"), ("truncated", ProbeError, "cannot read"),
-    ("audio_only", NoVideoStream, "no video stream"),
+    ("audio_only", NoVideoStream, "no video stream"), ("unsupported", UnsupportedCodec, "unsupported codec"),
 ])
-def test_probe_bad_files(sv_media, name, exc, words):
+def test_probe_bad_files(sv_media, name, exc, words, backend):
     with pytest.raises(exc, match=words):
-        probe(sv_media[name])
+        probe(sv_media[name], backend=backend)
 
 
 def test_decode_cfr_picks_frame_on_screen(sv_media):
@@ -67,6 +77,17 @@ def test_decode_past_the_end_fails(sv_media):
         decode_span(sv_media["cfr"], 3.5, 4.5, 8, None, frames=8)
     with pytest.raises(ValueError, match="shorter"):
         decode_span(sv_media["cfr"], 0, 0.5, 8, None, frames=8)
+
+
+def test_decode_spans_one_pass_equals_separate(sv_media):
+    info = probe(sv_media["vfr"])
+    spans = [(0.3, 1.3), (1.9, 2.9), (2.95, 3.95)]
+    together = decode_spans(sv_media["vfr"], spans, 8, (48, 36), frames=8, keyframes=info.keyframes)
+    for (s, e), got in zip(spans, together):
+        alone = decode_span(sv_media["vfr"], s, e, 8, (48, 36), frames=8)
+        assert got.source_times == alone.source_times and (got.frames == alone.frames).all()
+    late = decode_spans(sv_media["cfr"], [(1.0, 2.0), (3.5, 4.5)], 8, None, frames=8)
+    assert late[0].frames.shape == (8, 48, 64, 3) and isinstance(late[1], DecodeError)
 
 
 def test_sample_frames_at_any_order(sv_media):

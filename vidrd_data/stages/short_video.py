@@ -11,11 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import av
-
 from vidrd_data.items import Item, make_key
-from vidrd_data.media.decode import decode_span
-from vidrd_data.media.probe import VideoInfo, probe
+from vidrd_data.media.decode import DecodeError, decode_spans
+from vidrd_data.media.probe import probe
 from vidrd_data.stages.base import Stage, StageContext, register_stage
 
 _EPS = 1e-6
@@ -31,16 +29,19 @@ def _unknown_params(stage: str, params: dict, allowed: tuple[str, ...]) -> None:
 
 @register_stage("probe")
 class Probe(Stage):
-    """ffprobe the file, check a decoder exists and decodes a frame, and find where the data really ends."""
+    """Probe the file (media.probe: header + packet scan + first frame), fail what cannot give clips."""
 
-    PARAMS = ("max_side", "max_pixels", "min_side", "scan_packets", "batch_size")
+    PARAMS = ("backend", "max_side", "max_pixels", "min_side", "scan_packets", "batch_size")
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         _unknown_params(cls.name, params, cls.PARAMS)
+        if params.get("backend", "pyav") not in ("pyav", "ffprobe"):
+            raise ValueError(f"probe.backend must be pyav or ffprobe, got {params.get('backend')!r}")
 
     def process(self, item: Item) -> list[Item]:
-        info = probe(item.data["path"])
+        info = probe(item.data["path"], backend=self.params.get("backend", "pyav"),
+                     scan=bool(self.params.get("scan_packets", True)))
         name = item.input_id
         max_side, max_pixels = int(self.params.get("max_side", 4096)), int(self.params.get("max_pixels", 4096 * 2304))
         min_side = int(self.params.get("min_side", 16))
@@ -50,54 +51,14 @@ class Probe(Stage):
                              f"max_pixels {max_pixels}): decoding it would cost too much memory per worker")
         if min(w, h) < min_side:
             raise ValueError(f"resolution {w}x{h} of {name} is under probe.min_side {min_side}")
-        try:
-            av.codec.Codec(info.codec, "r")
-        except Exception:  # noqa: BLE001 - UnknownCodecError and friends: no decoder in this build
-            raise ValueError(f"unsupported codec {info.codec!r} in {name}: this ffmpeg/PyAV has no decoder for it") from None
-        meta = info.as_meta()
-        if self.params.get("scan_packets", True):
-            meta.update(_scan(item.data["path"], info, name))
-        item.meta["probe"] = meta
+        item.meta["probe"] = info.as_meta()
+        if info.keyframes is not None:
+            item.data["keyframe_times"] = list(info.keyframes)  # lets cut seek only where it saves decoding
         return [item]
 
 
-def _scan(path: str, info: VideoInfo, name: str) -> dict[str, Any]:
-    """Demux every video packet (no decoding: I/O speed) to find where the data ends, and decode just the
-    first frame: a header can promise more than the file holds, and a codec can be named yet undecodable."""
-    first_frame, data_end, packets = False, 0.0, 0
-    try:
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            tb = stream.time_base
-            t0 = float(stream.start_time * tb) if stream.start_time is not None else 0.0
-            try:
-                for packet in container.demux(stream):
-                    if packet.pts is None or packet.size == 0:
-                        continue
-                    packets += 1
-                    data_end = max(data_end, float((packet.pts + (packet.duration or 0)) * tb) - t0)
-                    if not first_frame:
-                        try:
-                            first_frame = bool(packet.decode())
-                        except av.FFmpegError:
-                            pass
-                if not first_frame:
-                    first_frame = bool(stream.codec_context.decode(None)) if packets else False  # flush
-            except av.FFmpegError:
-                pass  # data ends here (corrupt tail): data_end says how far it got
-    except av.FFmpegError as err:
-        raise ValueError(f"cannot open {name} for decoding: {err}") from None
-    if packets == 0:
-        raise ValueError(f"{name} has a video stream ({info.codec}) but no video packets")
-    if not first_frame:
-        raise ValueError(f"cannot decode any frame of {name} (codec {info.codec}): corrupt or unsupported data")
-    out: dict[str, Any] = {"data_end": round(data_end, 6), "packets": packets}
-    if info.duration and data_end < info.duration - max(0.5, 2 / (info.fps or 25)):
-        out["truncated"] = True  # clips are planned within the data that exists
-    return out
-
-
 def usable_duration(meta: dict) -> float:
+    """The probe's duration, capped by where the data really ends (truncated files)."""
     d = float(meta.get("duration") or 0)
     end = meta.get("data_end")
     if end is not None and (d <= 0 or end < d):
@@ -192,15 +153,37 @@ class Cut(Stage):
             raise ValueError(f"cut.keyframes must be a list of positions in the clip in [0, 1] "
                              f"(0 first frame, 1 last), got {pos!r}")
 
-    def process(self, item: Item) -> list[Item]:
-        start, end = item.data.pop("span")
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        """The clips of one video (plan_clips' fan-out arrives together) are cut in one decoding pass."""
+        groups: dict[str, list[Item]] = {}
+        for it in items:
+            groups.setdefault(it.data["path"], []).append(it)
         fps = float(self.ctx.clip["fps"])
         want = self.ctx.clip.get("frames")
-        n = int(want) if want else int(math.floor((end - start) * fps + _EPS))
-        clip = decode_span(item.data["path"], start, end, fps, tuple(self.ctx.clip["size"]), frames=n,
-                           threads=int(self.params.get("threads", 1)))
-        idx = sorted({int(round(p * (n - 1))) for p in self.params.get("keyframes", [0.5])})
-        item.data["frames"] = clip.frames
-        item.data["keyframes"] = clip.frames[idx]
-        item.meta["keyframes"] = {"index": idx, "source_times": [round(clip.source_times[i], 4) for i in idx]}
-        return [item]
+        positions = self.params.get("keyframes", [0.5])
+        for path, group in groups.items():
+            spans = [tuple(it.data["span"]) for it in group]  # popped only once cut: a retry sees them
+            lengths = {int(want) if want else int(math.floor((e - s) * fps + _EPS)) for s, e in spans}
+            if len(lengths) == 1:
+                results = decode_spans(path, spans, fps, tuple(self.ctx.clip["size"]), frames=lengths.pop(),
+                                       threads=int(self.params.get("threads", 1)),
+                                       keyframes=group[0].data.get("keyframe_times"))
+            else:  # min/max-seconds clips of different lengths: one pass each
+                results = [decode_spans(path, [sp], fps, tuple(self.ctx.clip["size"]),
+                                        threads=int(self.params.get("threads", 1)),
+                                        keyframes=it.data.get("keyframe_times"))[0] for sp, it in zip(spans, group)]
+            for it, res in zip(group, results):
+                it.data.pop("span")
+                it.data.pop("keyframe_times", None)
+                if isinstance(res, DecodeError):
+                    it.fail(self.name, f"DecodeError: {res}")
+                    continue
+                n = len(res.frames)
+                idx = sorted({int(round(p * (n - 1))) for p in positions})
+                it.data["frames"] = res.frames
+                it.data["keyframes"] = res.frames[idx]
+                it.meta["keyframes"] = {"index": idx, "source_times": [round(res.source_times[i], 4) for i in idx]}
+        return items
+
+    def process(self, item: Item) -> list[Item]:
+        return self.process_batch([item])
