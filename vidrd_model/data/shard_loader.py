@@ -201,7 +201,10 @@ def build_train_loader(config: LoaderConfig, tokenizer=None, rank: int = 0, worl
     """
     dataset = ShardClipDataset(config, tokenizer, rank, world_size, resume)
     kwargs = {"prefetch_factor": 4, "persistent_workers": False} if config.num_workers > 0 else {}
-    loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers, pin_memory=pin_memory, **kwargs)
+    # Its own generator: creating the iterator would otherwise draw from the global torch RNG (dropout's),
+    # and a resumed run, which creates it at another moment, would see shifted dropout masks.
+    loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers, pin_memory=pin_memory,
+                        generator=torch.Generator().manual_seed(config.seed), **kwargs)
     return loader, LoaderProgress(resume)
 
 

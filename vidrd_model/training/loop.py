@@ -85,7 +85,8 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
         logger.info(describe(model, trainable))
 
     optimizer = torch.optim.AdamW(list(trainable.values()), lr=optim.learning_rate, betas=tuple(optim.betas),
-                                  weight_decay=optim.weight_decay, eps=optim.eps)
+                                  weight_decay=optim.weight_decay, eps=optim.eps,
+                                  foreach=True if device.type == "cpu" else None)  # CPU default: one tensor at a time
     lr_scheduler = get_scheduler(optim.lr_scheduler, optimizer, num_warmup_steps=optim.warmup_steps,
                                  num_training_steps=run.max_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=config.precision.mixed_precision == "fp16")
@@ -147,7 +148,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
                 sync = contextlib.nullcontext() if (micro == accum - 1 or not dist.distributed) else wrapped.no_sync()
                 with sync:
                     with _autocast(config, device):
-                        loss, _ = task.loss(batch, generator, wrapped)
+                        loss, parts = task.loss(batch, generator, wrapped)
                     scaler.scale(loss / accum).backward()
                 step_loss += loss.item() / accum
             if optim.max_grad_norm:
@@ -167,7 +168,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
             rates = bar.update(samples * dist.world_size, step_loss)
             if step % run.log_every == 0 or step == run.max_steps:
                 mean_loss = dist.mean(torch.tensor(step_loss, device=device)).item()
-                metrics.log(step, {"loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], **rates,
+                metrics.log(step, {"loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], **rates, **parts,
                                    **{f"skipped/{k}": v for k, v in data_progress.skipped.items()}})
             if run.checkpoint_every and step % run.checkpoint_every == 0 and step < run.max_steps:
                 result.checkpoint = str(save(step))

@@ -23,9 +23,8 @@ def load_components(pretrained: str | None, device: torch.device):
     if not pretrained:
         raise ValueError("no model to train from: pass --pretrained DIR (a VidRD model folder, e.g. one made by "
                          "vidrd_model.testing.make_tiny_vidrd, or SD 2.1-base inflated to VidRD)")
-    from .model_export import resolve_model_folder
     from ..pipeline_io import load_vidrd
-    return load_vidrd(str(resolve_model_folder(pretrained)), device=device, dtype=torch.float32)
+    return load_vidrd(pretrained, device=device, dtype=torch.float32)
 
 
 def build_task(kind: str, config: TrainConfig, device: torch.device):
