@@ -105,8 +105,10 @@ def test_plan_policies(class_root, sv_ctx):
     assert len({c.key for c in multi}) == 3 and sum(c.weight for c in multi) == 1
     by_seconds = StageContext(clip={"fps": 8.0, "size": [64, 64], "frames": None, "min_seconds": 1.0,
                                     "max_seconds": 1.5})
-    spans = [c.meta["source"]["span"] for c in _probe_plan(items[:1], by_seconds, policy="multi", max_clips=5)]
+    clips = run("cut", _probe_plan(items[:1], by_seconds, policy="multi", max_clips=5), by_seconds)
+    spans = [c.meta["source"]["span"] for c in clips]
     assert len(spans) == 2 and all(e - s == pytest.approx(1.5) for s, e in spans)
+    assert all(c.data["frames"].shape == (12, 64, 64, 3) for c in clips)  # whole 1.5 s at 8 fps
 
 
 def test_cut_exact_frames_inside_source(class_root, sv_ctx):
@@ -123,6 +125,32 @@ def test_cut_exact_frames_inside_source(class_root, sv_ctx):
     s = cfr.meta["source"]["span"][0]
     assert cfr.meta["keyframes"]["index"] == [0, 4, 7]
     assert cfr.meta["keyframes"]["source_times"][0] == pytest.approx(int(s * 25 + 1e-6) / 25, abs=1e-3)
+
+
+def test_truncated_data_bounds_the_plan(sv_media, sv_ctx, tmp_path):
+    """A file whose header promises 4 s but whose data stops early: clips come only from the data there is."""
+    from tests.short_video.sv_helpers import cfr_times, write_video
+
+    (tmp_path / "PlayingGuitar").mkdir()
+    full = write_video(tmp_path / "PlayingGuitar" / "v.mp4", cfr_times(4.0))  # faststart: index first, tail cut
+    data = full.read_bytes()
+    full.write_bytes(data[: int(len(data) * 0.6)])
+    items = reader("class_folders", tmp_path, root=str(tmp_path)).list_items()
+    clips = run("cut", _probe_plan(items, sv_ctx, policy="multi", max_clips=4), sv_ctx)
+    probe = clips[0].meta["probe"]
+    assert probe["truncated"] and probe["usable_duration"] < 3.5 and probe["duration"] == pytest.approx(4.0)
+    assert all(c.alive and c.meta["source"]["span"][1] <= probe["usable_duration"] + 1e-6 for c in clips)
+
+
+def test_label_captions_without_label_or_with_template(sv_ctx):
+    from vidrd_data.items import Item
+
+    items = [Item(key="a", source="s", input_id="a", meta={"label": "HorseRiding"}),
+             Item(key="b", source="s", input_id="b", meta={"label": None})]
+    out = run("caption_label", items, sv_ctx, template="people {label} outdoors", templates={"X": "y"})
+    assert [i.meta["captions"]["label"] for i in out] == ["people horse riding outdoors", None]
+    with pytest.raises(ValueError, match="label"):
+        get_stage("caption_label").check({"template": "no placeholder"}, sv_ctx)
 
 
 def test_missing_model_fails_before_work(sv_ctx, tmp_path):

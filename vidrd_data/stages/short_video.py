@@ -51,19 +51,10 @@ class Probe(Stage):
                              f"max_pixels {max_pixels}): decoding it would cost too much memory per worker")
         if min(w, h) < min_side:
             raise ValueError(f"resolution {w}x{h} of {name} is under probe.min_side {min_side}")
-        item.meta["probe"] = info.as_meta()
+        item.meta["probe"] = info.as_meta() | {"usable_duration": round(info.usable_duration, 6)}
         if info.keyframes is not None:
             item.data["keyframe_times"] = list(info.keyframes)  # lets cut seek only where it saves decoding
         return [item]
-
-
-def usable_duration(meta: dict) -> float:
-    """The probe's duration, capped by where the data really ends (truncated files)."""
-    d = float(meta.get("duration") or 0)
-    end = meta.get("data_end")
-    if end is not None and (d <= 0 or end < d):
-        return float(end)
-    return d
 
 
 # ------------------------------------------------------------------------------------------------- plan_clips
@@ -119,9 +110,9 @@ class PlanClips(Stage):
         probe_meta = item.meta.get("probe")
         if probe_meta is None:
             raise ValueError("plan_clips needs the probe stage before it")
-        lo, hi = 0.0, usable_duration(probe_meta)
+        lo, hi = 0.0, float(probe_meta["usable_duration"])  # capped where a truncated file's data ends
         margin = float(self.params.get("margin_seconds", 0.0))
-        seg = item.data.pop("segment", None)
+        seg = item.data.get("segment")
         if seg is not None:
             if seg[0] >= hi:
                 raise ValueError(f"annotated segment {seg[0]:g}-{seg[1]:g} s starts after the video ends ({hi:.2f} s)")
@@ -129,6 +120,7 @@ class PlanClips(Stage):
         if hi - lo > 2 * margin:
             lo, hi = lo + margin, hi - margin
         spans = self.spans(lo, hi)
+        item.data.pop("segment", None)
         children = item.fan_out(len(spans))
         for child, span in zip(children, spans):
             child.key = make_key(item.source, item.input_id, span)
