@@ -59,17 +59,28 @@ def write_manifest(path: Path, inputs: Path, out: Path, cpus: int, size: int, fr
     return path
 
 
-def timed_build(manifest: Path, out: Path) -> dict:
+def timed_build(manifest: Path, out: Path, cpus: int) -> dict:
     """Run the CLI; time the first commit from outside (command launch -> first _stats.json)."""
-    from vidrd_data.cluster import ray_env
+    import psutil
+
+    from vidrd_data.cluster import ray_env, tree
 
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "vidrd_data.cli", "build", "--manifest", str(manifest), "-q"],
                             cwd=REPO, env=ray_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = None
+    first = started = None
+    worker_cpu: dict[int, float] = {}  # stage-worker pid -> its CPU seconds so far
     while proc.poll() is None:
         if first is None and list((out / "shards").glob("*_stats.json")):
             first = time.time() - t0
+        for p in tree(proc.pid):
+            try:
+                if p.pid in worker_cpu or "run_cpu_stages" in p.cmdline()[0]:
+                    started = started or time.time() - t0
+                    c = p.cpu_times()
+                    worker_cpu[p.pid] = c.user + c.system
+            except (psutil.Error, IndexError):
+                pass
         time.sleep(0.02)
     wall = time.time() - t0
     stdout, stderr = proc.communicate()
@@ -79,7 +90,11 @@ def timed_build(manifest: Path, out: Path) -> dict:
                    key=lambda s: s["committed_at"])
     steady_inputs = sum(s["inputs"] for s in stats[1:])
     span = stats[-1]["committed_at"] - stats[0]["committed_at"]
+    busy = sum(worker_cpu.values()) / max(1e-9, (wall - (started or 0)) * cpus)
     return {"wall_s": round(wall, 2), "first_commit_s": round(first if first is not None else wall, 2),
+            # CPU seconds the stage workers got / (seconds they had work x CPUs given to Ray): far below 1
+            # means the machine was busy with other work (the kernel shares a session's CPU, not Ray).
+            "worker_cpu_busy": round(busy, 2),
             "shards": len(stats), "inputs": sum(s["inputs"] for s in stats),
             "steady_inputs_per_s": round(steady_inputs / span, 3) if span > 0 else None,
             "summary": stdout.strip().splitlines()[-1]}
@@ -93,7 +108,7 @@ def bench_scaling(args) -> dict:
         for cpus in (1, 2):
             out = tmp / f"out{cpus}"
             m = write_manifest(tmp / f"m{cpus}.yaml", inputs, out, cpus, args.size, args.frames, args.shard)
-            runs[cpus] = timed_build(m, out)
+            runs[cpus] = timed_build(m, out, cpus)
             print(f"  {cpus} CPU: {runs[cpus]}", flush=True)
         speedup = runs[2]["steady_inputs_per_s"] / runs[1]["steady_inputs_per_s"]
         return {"inputs": args.inputs, "clip": f"{args.size}x{args.size}x{args.frames}", "shard": args.shard,
