@@ -73,3 +73,19 @@ def test_training_checkpoint_is_applied_onto_its_base_model(tiny_model, tmp_path
     comps, source = load_components(model=str(ckpt))
     assert source["kind"] == "training_checkpoint" and source["replaced"] == ["unet"]
     torch.testing.assert_close(next(comps.unet.parameters()), next(unet.parameters()))
+
+
+def test_released_checkpoint_with_sd_base_folder(tmp_path):
+    """ModelT2V.pth (state_dict with unet.* / text_encoder.*) + an SD 2.x folder load through the CLI's path."""
+    from vidrd_model.sampling.model_source import load_components
+    from vidrd_model.testing import make_tiny_components, make_tiny_sd2
+
+    sd = make_tiny_sd2(tmp_path / "sd21")
+    ref = make_tiny_components(seed=3)
+    state = {f"unet.{k}": v for k, v in ref.unet.state_dict().items()}
+    state.update({f"text_encoder.{k}": v for k, v in ref.text_encoder.state_dict().items()})
+    torch.save({"state_dict": state}, tmp_path / "ModelT2V.pth")
+    comps, source = load_components(released_checkpoint=str(tmp_path / "ModelT2V.pth"), sd_base=str(sd))
+    assert source["kind"] == "released"
+    for (name, got), want in zip(comps.unet.state_dict().items(), ref.unet.state_dict().values()):
+        torch.testing.assert_close(got, want, msg=name)

@@ -4,6 +4,7 @@ record that holds every setting that changes the numbers."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -55,8 +56,10 @@ def real_statistics(
     progress: bool = True,
 ) -> tuple[FeatureStatistics, dict]:
     """I3D statistics of real videos (read from `cache` when it was computed with the same settings)."""
-    settings = {"videos": len(paths), "frame_stride": stride, **i3d.describe()}
-    settings.pop("path", None)
+    listing = hashlib.sha1("\n".join(sorted(str(p) for p in paths)).encode()).hexdigest()
+    weights = Path(i3d.path) if i3d.path else None
+    settings = {"videos": len(paths), "videos_sha1": listing, "frame_stride": stride, **i3d.describe(),
+                "network_bytes": weights.stat().st_size if weights and weights.is_file() else None}
     if cache is not None and cache.is_file() and cache.with_suffix(".json").is_file():
         if json.loads(cache.with_suffix(".json").read_text()) == settings:
             return FeatureStatistics.load(cache), {**settings, "cache": str(cache), "from_cache": True}
@@ -142,11 +145,11 @@ def write_json(path: Path, record: dict) -> None:
 
 def collect_generated(folder: Path, prompts: Optional[dict] = None,
                       prompt_of: Optional[Callable[[Path], Optional[str]]] = None) -> list[GeneratedVideo]:
-    """Every .mp4 under `folder` (sorted); prompt from `prompts` (by file name or relative path) or the mp4's
+    """Every .mp4 under `folder` (sorted; unfinished *.partial.mp4 left out); prompt from `prompts` (by file name or relative path) or the mp4's
     metadata (written by `vidrd-model sample`)."""
     from ..sampling.writer import read_mp4_comment
 
-    files = sorted(Path(folder).rglob("*.mp4"))
+    files = sorted(f for f in Path(folder).rglob("*.mp4") if not f.name.endswith(".partial.mp4"))
     if not files:
         raise FileNotFoundError(f"no .mp4 videos under {folder}")
     out = []

@@ -7,6 +7,9 @@ same step, placed in clip k's frame order, while
 
 so frame 0 (the one nearest clip k−1) is guided longest and frame M−1 shortest. For T=50, M=4, γ=0.4 the
 frames are guided for 20, 15, 10 and 5 steps. Pure functions; the loop in `loop.py` applies them.
+
+i counts the scheduler's iterations. For the schedulers that evaluate the model more than once per step
+(PNDM's warm-up, Heun) there are more iterations than T; the formula is applied to them unchanged.
 """
 
 from __future__ import annotations

@@ -100,7 +100,9 @@ class VideoWriter:
             self._grid_rows.append(row)
         self.num_frames += len(frames)
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Finish the files. `complete=False` (an error stopped the video) still finishes the mp4 and GIF so
+        that they play, but writes neither the grid nor the sidecar."""
         if self._mp4 is None:
             raise RuntimeError("no frames were written; nothing to close")
         self._mp4.mux(self._mp4_stream.encode())
@@ -108,11 +110,13 @@ class VideoWriter:
         if self._gif is not None:
             self._gif.mux(self._gif_stream.encode())
             self._gif.close()
+        self._mp4 = None
+        if not complete:
+            return
         if self.grid_path is not None:
             save_frame_grid(self._grid_rows, self.grid_path)
         if self.sidecar:
             self.sidecar_path.write_text(json.dumps({**self.metadata, "num_frames_written": self.num_frames}, indent=2))
-        self._mp4 = None
 
     @property
     def sidecar_path(self) -> Path:
@@ -123,7 +127,7 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._mp4 is not None:
-            self.close()
+            self.close(complete=exc_type is None)
 
 
 def save_frame_grid(rows: list[list[Image.Image]], path: str | Path) -> None:
