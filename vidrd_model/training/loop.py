@@ -47,6 +47,7 @@ class TrainResult:
     checkpoint: str | None = None
     model_dir: str | None = None
     samples_per_s: float = 0.0
+    step_end_times: list[float] = field(default_factory=list)  # time.perf_counter() after each step
 
 
 def weight_dtype_for(mixed_precision: str, device: torch.device) -> torch.dtype:
@@ -71,7 +72,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_training(task, config: TrainConfig, dist: DistContext, resume: str | None = None) -> TrainResult:
+def run_training(task, config: TrainConfig, dist: DistContext, resume: str | None = None,
+                 batch_source=None) -> TrainResult:
+    """Train `task` to `config.run.max_steps`. `batch_source`: an iterable of batches that replaces the shard
+    loader (to measure the loop without data loading, as benchmarks/bench_train_loader.py does)."""
     run, optim = config.run, config.optim
     output_dir = Path(run.output_dir)
     device = dist.device
@@ -121,7 +125,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
     bar = Progress(run.max_steps, step, dist.is_main, desc=f"train {task.component}")
     result = TrainResult(step=step)
     accum = optim.gradient_accumulation_steps
-    batches = iter(loader)
+    batches = iter(loader) if batch_source is None else iter(batch_source)
 
     def save(at_step: int) -> Path | None:
         ranks = dist.gather_objects({"rng": rng_state(generator), "loader": data_progress.state_dict()})
@@ -165,6 +169,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
                 raise FloatingPointError(f"loss is {step_loss} at step {step}: lower optim.learning_rate, or use "
                                          "bf16 instead of fp16")
             result.losses.append(step_loss)
+            result.step_end_times.append(time.perf_counter())
             rates = bar.update(samples * dist.world_size, step_loss)
             if step % run.log_every == 0 or step == run.max_steps:
                 mean_loss = dist.mean(torch.tensor(step_loss, device=device)).item()
