@@ -19,11 +19,16 @@ from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, re
 CAPTIONERS = ("minigpt4", "blip2")
 
 
-def _gpu_if_cluster_has_one(params: dict[str, Any]) -> Resources:
+def model_actor_resources(device: str | None = "auto") -> Resources:
+    """One GPU per actor when the cluster has one (and the device is not pinned to cpu). Without a GPU an
+    actor asks for a share of the CPUs only: Ray holds an actor's CPUs for its lifetime, and two pools of
+    1-CPU actors on a 2-core machine would leave nothing for the task stages between them (a deadlock)."""
     import ray
 
-    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
-    return Resources(num_cpus=1, num_gpus=1 if gpus >= 1 and params.get("device", "auto") != "cpu" else 0)
+    res = ray.cluster_resources() if ray.is_initialized() else {}
+    if res.get("GPU", 0) >= 1 and device != "cpu":
+        return Resources(num_cpus=1, num_gpus=1)
+    return Resources(num_cpus=min(1.0, max(0.25, res.get("CPU", 4) / 8)))
 
 
 def keyframes_of(item: Item, n: int | None = None) -> np.ndarray:
@@ -63,7 +68,7 @@ class CaptionMiniGPT4(Stage):
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
-        return _gpu_if_cluster_has_one(params | {"device": params.get("device", cls._spec(params, ctx).get("device"))})
+        return model_actor_resources(params.get("device", cls._spec(params, ctx).get("device", "auto")))
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)

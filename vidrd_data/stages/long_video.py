@@ -123,12 +123,11 @@ class EmbedShots(Stage):
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
-        if params.get("model", "clip") != "clip":
-            return Resources(num_cpus=1)
-        import ray
+        from vidrd_data.stages.caption_minigpt4 import model_actor_resources
 
-        gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
-        return Resources(num_cpus=1, num_gpus=1 if gpus >= 1 and params.get("device", "auto") != "cpu" else 0)
+        if params.get("model", "clip") != "clip":
+            return model_actor_resources("cpu")
+        return model_actor_resources(params.get("device", cls._spec(params, ctx).get("device", "auto")))
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)
