@@ -106,6 +106,7 @@ def _networks(args):
 
 def run(args) -> int:
     args.device = sample_cmd.resolve_device(args.device)
+    sample_cmd.apply_precision(args)
     try:
         if args.eval_command == "videos":
             record, out = run_videos(args)
@@ -194,6 +195,7 @@ def run_ucf101(args):
         generation={"sampler": settings.to_dict(), "scheduler": args.scheduler, "negative_prompt": args.negative_prompt,
                     "base_seed": args.seed, "decode": args.decode, "drop_overlap": args.drop_overlap,
                     "height": args.height, "width": args.width, "fps": args.fps, "dtype": args.dtype,
+                    "device": args.device, "no_tf32": args.no_tf32,
                     "model": model_source, "skipped": args.skip_generation},
     )
     return record, Path(args.output or out_dir / "results.json")

@@ -56,3 +56,13 @@ def kept_frames(clip_index: int, num_frames: int, overlap_frames: int, drop_over
 
 def output_frame_count(num_clips: int, num_frames: int, overlap_frames: int, drop_overlap: bool) -> int:
     return num_clips * num_frames - (num_clips - 1) * overlap_frames * int(drop_overlap)
+
+
+def latents_video_to_uint8(video: "torch.Tensor"):
+    """Decoded frames (F, 3, H, W) in [-1, 1] -> uint8 numpy (F, H, W, 3) RGB."""
+    import torch
+
+    if video.ndim != 4 or video.shape[1] != 3:
+        raise ValueError(f"expected decoded frames (frames, 3, H, W); got {tuple(video.shape)}")
+    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()

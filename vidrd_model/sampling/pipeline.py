@@ -8,10 +8,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from .decode import decode_clip, kept_frames, output_frame_count, vae_scale_factor
+from .decode import decode_clip, kept_frames, latents_video_to_uint8, output_frame_count, vae_scale_factor
 from .loop import LongVideoSettings, sample_long_video
 from .text import encode_prompt
-from .writer import latents_video_to_uint8
 
 
 def latent_shape_for(unet, vae, settings: LongVideoSettings, height: Optional[int], width: Optional[int]):

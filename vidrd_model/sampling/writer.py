@@ -16,16 +16,9 @@ from typing import Optional
 
 import av
 import numpy as np
-import torch
 from PIL import Image
 
-
-def latents_video_to_uint8(video: torch.Tensor) -> np.ndarray:
-    """Decoded frames (F, 3, H, W) in [-1, 1] -> uint8 (F, H, W, 3) RGB."""
-    if video.ndim != 4 or video.shape[1] != 3:
-        raise ValueError(f"expected decoded frames (frames, 3, H, W); got {tuple(video.shape)}")
-    x = ((video.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
+from .decode import latents_video_to_uint8  # noqa: F401  (re-exported: frames -> uint8 for write_clip)
 
 
 class VideoWriter:
