@@ -55,8 +55,10 @@ def test_sample_drop_overlap_prompt_file_and_switches(tiny_model, tmp_path):
 def test_sample_without_prompt_or_model_explains(tiny_model, tmp_path, capsys):
     assert main(["sample", "--model", str(tiny_model)]) == 2
     assert "--prompt" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="--sd-base"):
-        main(["sample", "--released-checkpoint", str(tmp_path / "ModelT2V.pth"), "--prompt", "x"])
+    assert main(["sample", "--released-checkpoint", str(tmp_path / "ModelT2V.pth"), "--prompt", "x"]) == 2
+    assert "--sd-base" in capsys.readouterr().err
+    assert main(["sample", "--model", str(tmp_path / "nowhere"), "--prompt", "x"]) == 2
+    assert "folder not found" in capsys.readouterr().err
 
 
 def test_training_checkpoint_is_applied_onto_its_base_model(tiny_model, tmp_path):

@@ -171,11 +171,15 @@ def run(args) -> int:
     dtype = getattr(torch, args.dtype)
     args.device = resolve_device(args.device)
     apply_precision(args)
-    components, source = load_components(
-        model=args.model, released_checkpoint=args.released_checkpoint, sd_base=args.sd_base,
-        vae_finetuned=args.vae_finetuned, base_model=args.base_model, use_ema=not args.no_ema,
-        device=args.device, dtype=dtype,
-    )
+    try:
+        components, source = load_components(
+            model=args.model, released_checkpoint=args.released_checkpoint, sd_base=args.sd_base,
+            vae_finetuned=args.vae_finetuned, base_model=args.base_model, use_ema=not args.no_ema,
+            device=args.device, dtype=dtype,
+        )
+    except (ValueError, FileNotFoundError) as exc:  # missing / incomplete model: say what and where, no traceback
+        print(f"vidrd-model sample: {exc}", file=sys.stderr)
+        return 2
     for i, (prompt, path) in enumerate(zip(prompts, paths)):
         seed = args.seed + i
         scheduler = make_scheduler(args.scheduler, components.scheduler.config)
