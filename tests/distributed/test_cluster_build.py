@@ -103,9 +103,11 @@ def reference_keys(photos, tmp_path_factory, ray_session) -> list[str]:
 def _demo_manifest(repo: Path, demo: Path, out: Path, path: Path) -> Path:
     doc = yaml.safe_load((repo / "manifests" / "demo.yaml").read_text())
     doc["output"] = str(out)
-    for s in doc["sources"]:
-        s["recipe"] = str(repo / s["recipe"])
-        s["input"]["root"] = str(repo / s["input"]["root"])
+    for s in doc["sources"]:  # the manifest's relative paths, anchored at the repo (builds run in tmp dirs)
+        s["recipe"] = str(repo / s.get("recipe", f"pipelines/{s['kind']}.yaml"))
+        for k in ("root", "path", "csv", "splits_dir"):
+            if isinstance(s["input"].get(k), str):
+                s["input"][k] = str(repo / s["input"][k])
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
