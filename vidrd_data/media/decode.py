@@ -97,9 +97,10 @@ class VideoReader:
                                       "the file is corrupt") from None
                 continue
             for frame in decoded:
-                if frame.pts is None:
+                pts = frame.pts if frame.pts is not None else frame.dts  # some AVI muxes carry only dts
+                if pts is None:
                     continue
-                yield frame.pts * self._tb - self.t0, frame
+                yield pts * self._tb - self.t0, frame
 
     def to_array(self, frame: av.VideoFrame, size: Sequence[int] | None) -> np.ndarray:
         if self.rotation is None:
