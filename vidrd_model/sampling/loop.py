@@ -168,8 +168,8 @@ def denoise_clip(
 
 
 def draw_noise(shape: Sequence[int], generator: Optional[torch.Generator], device, dtype=torch.float32):
-    """A unit Gaussian draw, from `generator` on the generator's own device (so a seed gives the same
-    noise on CPU and GPU), then moved to `device`."""
+    """A unit Gaussian draw made on the generator's own device, then moved to `device`: a CPU generator gives
+    the same noise whether the model runs on CPU or GPU."""
     gen_device = generator.device if generator is not None else torch.device("cpu")
     return torch.randn(tuple(shape), generator=generator, device=gen_device, dtype=dtype).to(device)
 
@@ -212,7 +212,7 @@ def sample_long_video(
         if k == 0:
             noise = initial_noise if initial_noise is not None else draw_noise(latent_shape, generator, device)
         else:
-            fresh = fresh_noise[k] if fresh_noise is not None and fresh_noise[k] is not None else None
+            fresh = fresh_noise[k] if fresh_noise is not None and k < len(fresh_noise) else None
             if fresh is None:
                 fresh = draw_noise(latent_shape, generator, device)
             noise = next_clip_noise(
