@@ -108,3 +108,17 @@ def test_caption_stage_selects_minigpt4_and_checks_the_model_up_front(tiny_minig
         cls.check(params, bad)
     with pytest.raises(ValueError, match="caption.model must be one of"):
         cls.check({"model": "gpt"}, ctx)
+
+
+def test_caption_stage_selects_blip2_for_long_videos(tmp_path):
+    from vidrd_data.models.tiny import save_tiny_blip2
+
+    path = save_tiny_blip2(tmp_path / "blip2")
+    ctx = StageContext(clip={"fps": 8, "size": [64, 64], "frames": 4}, models={"blip2": {"path": str(path)}})
+    params = {"model": "blip2", "minigpt4": GEN, "blip2": {"max_new_tokens": 6}}  # an override flips `model` only
+    cls = get_stage("caption")
+    cls.check(params, ctx)
+    stage = cls(params, ctx)
+    items = [Item(key="k", source="s", input_id="0", data={"keyframes": np.full((2, 64, 64, 3), 90, np.uint8)})]
+    out = stage.process_batch(items)
+    assert out[0].meta["captions"]["blip2"] and "minigpt4" not in out[0].meta["captions"]

@@ -9,6 +9,7 @@ checks, batching), so the captioners themselves stay single-purpose.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,7 +56,10 @@ class CaptionMiniGPT4(Stage):
 
     @classmethod
     def _spec(cls, params, ctx) -> dict[str, Any]:
-        return dict(ctx.models.get(params.get("model_key", "minigpt4")) or {})
+        spec = dict(ctx.models.get(params.get("model_key", "minigpt4")) or {})
+        if spec.get("path") and not Path(spec["path"]).expanduser().is_absolute():
+            spec["path"] = str(Path(ctx.base_dir) / spec["path"])  # relative paths: from the build's base dir
+        return spec
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
@@ -118,7 +122,9 @@ class Caption(Stage):
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
         stage_cls, sub = cls._delegate(params)
-        return stage_cls.resources(sub, ctx)
+        res = stage_cls.resources(sub, ctx)
+        # without a GPU, a CPU share only: this recipe has two actor pools (embed_shots, caption)
+        return res if res.num_gpus else model_actor_resources("cpu")
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)

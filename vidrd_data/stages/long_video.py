@@ -11,6 +11,7 @@ clip spec's frames, recording the true span of the content.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,7 +110,12 @@ class EmbedShots(Stage):
 
     @classmethod
     def _spec(cls, params, ctx) -> dict[str, Any]:
-        return dict(ctx.models.get(params.get("model_key", "clip")) or {})
+        spec = dict(ctx.models.get(params.get("model_key", "clip")) or {})
+        for k in ("checkpoint", "config"):  # relative local files: from the build's base dir
+            local = Path(ctx.base_dir) / str(spec.get(k, ""))
+            if spec.get(k) and not Path(spec[k]).is_absolute() and local.is_file():
+                spec[k] = str(local)
+        return spec
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
