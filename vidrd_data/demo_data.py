@@ -57,13 +57,6 @@ def prepare_photos(dest: Path) -> int:
     return n
 
 
-def _optional(module: str, func: str, *args) -> bool:
-    """Video sources and tiny models come from the short/long-video modules."""
-    mod = importlib.import_module(module)
-    getattr(mod, func)(*args)
-    return True
-
-
 def prepare(dest: Path) -> None:
     dest = Path(dest)
     n = prepare_photos(dest / "photos")
@@ -71,16 +64,10 @@ def prepare(dest: Path) -> None:
     steps = [("vidrd_data.demo_videos", "prepare_short_videos", dest),
              ("vidrd_data.demo_videos", "prepare_tiny_blip2", dest / "models" / "tiny-blip2"),
              ("vidrd_data.demo_videos_long", "prepare_long_videos", dest),
-             ("vidrd_data.demo_videos_long", "prepare_tiny_clip", dest / "models" / "tiny-clip"),
-             ("vidrd_data.demo_videos_long", "prepare_tiny_minigpt4", dest / "models" / "tiny-minigpt4")]
+             ("vidrd_data.demo_videos_long", "prepare_tiny_clip", dest),  # -> dest/models/tiny-clip
+             ("vidrd_data.demo_videos_long", "prepare_tiny_minigpt4", dest)]  # -> dest/models/tiny-minigpt4
     for module, func, arg in steps:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        _optional(module, func, arg)
+        getattr(importlib.import_module(module), func)(arg)
         print(f"[demo data] {func} -> {arg}")
 
 

@@ -18,7 +18,7 @@ class CaptionSelect(Stage):
         candidates = item.meta.setdefault("captions", {})
         caption, chosen, rejected = select_caption(candidates, priority)
         if rejected:
-            item.meta.setdefault("details", {})["caption_rejections"] = rejected
+            item.meta["caption_rejections"] = rejected  # lands in json.details
         if caption is None:
             why = "; ".join(f"{k}: {v}" for k, v in rejected.items()) or "no candidate captions"
             return [item.filter(self.name, f"no_usable_caption: {why}")]
