@@ -83,7 +83,7 @@ def test_samples_carry_span_shots_similarities_and_a_minigpt4_caption(long_build
         assert meta["source"]["kind"] == "video" and meta["source"]["shot_ids"]
         assert meta["captions"]["minigpt4"] and meta["caption_source"] == "minigpt4"
         assert s["txt"].decode().strip()
-        seg = meta["details"]["segmentation"]
+        seg = json.loads(meta["details"])["segmentation"]
         assert seg["rules"]["merge_min_sim"] == HIST_RULES["merge_min_sim"]
         assert seg["segment"]["status"] == "keep" and "internal" in seg["segment"]["sims"]
         assert meta["scores"]["clip_start_end_sim"] is not None
