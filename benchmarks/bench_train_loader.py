@@ -39,6 +39,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=32, help="training clip side (source clips are 64x64, 16 frames)")
     ap.add_argument("--dataloader-workers", type=int, default=2)
     ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--device", default="cpu", help="cpu (the issue's setting) or cuda")
+    ap.add_argument("--worker-start", default=None, choices=["fork", "spawn", "forkserver"],
+                    help="how dataloader workers start (default: the platform's, fork on Linux)")
     args = ap.parse_args()
 
     import torch
@@ -58,7 +61,7 @@ def main() -> int:
             return load_config(overrides={
                 "model": {"pretrained": str(model)},
                 "data": {"shards": str(tmp / "data" / "shards"), "batch_size": args.batch_size,
-                         "num_workers": workers, "shuffle_buffer": 16,
+                         "num_workers": workers, "shuffle_buffer": 16, "worker_start_method": args.worker_start,
                          "clip": {"num_frames": args.frames, "frame_stride": 2, "height": args.size, "width": args.size}},
                 "optim": {"warmup_steps": 0},
                 "run": {"output_dir": str(tmp / out), "max_steps": args.steps, "checkpoint_every": 0,
@@ -66,7 +69,7 @@ def main() -> int:
             })
 
         loader_cfg = config(args.dataloader_workers, "loader")
-        task = build_task("unet", loader_cfg, torch.device("cpu"))  # one model for all runs
+        task = build_task("unet", loader_cfg, torch.device(args.device))  # one model for all runs
         it = iter(build_train_loader(loader_cfg.data, task.tokenizer)[0])
         in_memory = [next(it) for _ in range(8)]  # decoded once, cycled
         del it
@@ -83,16 +86,16 @@ def main() -> int:
 
         rates = {"loader": [], "memory": []}
         for r in range(args.repeats):
-            res = run_training(task, config(args.dataloader_workers, f"loader{r}"), single_process_context("cpu"))
+            res = run_training(task, config(args.dataloader_workers, f"loader{r}"), single_process_context(args.device))
             rates["loader"].append(rate(res, args.warmup, args.batch_size))
-            res = run_training(task, config(0, f"memory{r}"), single_process_context("cpu"),
+            res = run_training(task, config(0, f"memory{r}"), single_process_context(args.device),
                                batch_source=itertools.cycle(in_memory))
             rates["memory"].append(rate(res, args.warmup, args.batch_size))
 
     best = {k: max(v) for k, v in rates.items()}
     ratio = best["loader"] / best["memory"]
     report = {
-        "device": "cpu", "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "device": args.device if args.device == "cpu" else torch.cuda.get_device_name(), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
         "config": {"batch_size": args.batch_size, "frames": args.frames, "size": args.size,
                    "dataloader_workers": args.dataloader_workers, "steps": args.steps, "warmup": args.warmup,
                    "source_clips": "16 frames 64x64 H.264"},

@@ -27,7 +27,8 @@ def test_tiny_model_overfits_a_few_clips(built_shards, tiny_model, tmp_path):
     # Every UNet parameter trains here: a random tiny UNet learns far faster whole than through its
     # attention and temporal layers alone, and the test is about the loop, not the parameter groups.
     cfg = tiny_train_config(one_shard, tiny_model, tmp_path / "run", model={"trainable_patterns": ["."]},
-                            diffusion={"text_dropout": 0.0}, ema={"enabled": False}, run={"max_steps": 25, "seed": 0})
+                            optim={"learning_rate": 3e-3}, diffusion={"text_dropout": 0.0}, ema={"enabled": False},
+                            run={"max_steps": 15, "seed": 0})
     task = build_task("unet", cfg, torch.device("cpu"))
     eval_data = dataclasses.replace(cfg.data, batch_size=4, shuffle_buffer=1)
     batch = next(iter(build_train_loader(eval_data, task.tokenizer)[0]))

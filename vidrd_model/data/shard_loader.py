@@ -35,6 +35,7 @@ class LoaderConfig:
     image_as_frame_ratio: float = 0.0    # share of image samples trained as a one-frame clip (their jpg)
     max_caption_length: int | None = None  # None: the tokenizer's model_max_length
     seed: int = 0
+    worker_start_method: str | None = None  # "fork", "spawn", "forkserver"; None: the platform's default
 
 
 def _split(urls: list[str], slot: int, num_slots: int) -> tuple[list[str], bool]:
@@ -201,6 +202,8 @@ def build_train_loader(config: LoaderConfig, tokenizer=None, rank: int = 0, worl
     """
     dataset = ShardClipDataset(config, tokenizer, rank, world_size, resume)
     kwargs = {"prefetch_factor": 4, "persistent_workers": False} if config.num_workers > 0 else {}
+    if config.num_workers > 0 and config.worker_start_method:
+        kwargs["multiprocessing_context"] = config.worker_start_method
     # Its own generator: creating the iterator would otherwise draw from the global torch RNG (dropout's),
     # and a resumed run, which creates it at another moment, would see shifted dropout masks.
     loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers, pin_memory=pin_memory,

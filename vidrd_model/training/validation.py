@@ -37,11 +37,13 @@ def render_validation(task, config, step: int, output_dir: Path, metrics, ema=No
     swap = ema.swapped_in(task.trainable) if ema is not None else contextlib.nullcontext()
     try:
         with swap:
-            empty = task.text_encoder(task.empty_ids)[0]
+            # The sampler feeds the UNet in the embeddings' dtype: match the (float32) trainable UNet, since
+            # validation runs outside training's autocast while the text encoder may be bf16/fp16.
+            empty = task.text_encoder(task.empty_ids)[0].to(unet.dtype)
             for i, prompt in enumerate(config.run.validation_prompts):
                 ids = task.tokenizer([prompt], padding="max_length", truncation=True, return_tensors="pt",
                                      max_length=task.empty_ids.shape[1]).input_ids.to(device)
-                text = task.text_encoder(ids)[0]
+                text = task.text_encoder(ids)[0].to(unet.dtype)
                 generator = torch.Generator(device).manual_seed(config.run.seed + i)
                 path = output_dir / "validation" / f"step{step:08d}_{i:02d}.mp4"
                 with VideoWriter(path, fps=8, metadata={"prompt": prompt, "step": step}) as writer:
