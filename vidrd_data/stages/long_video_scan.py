@@ -42,9 +42,8 @@ def to_rgb_cover(frame: av.VideoFrame, size: tuple[int, int], reformatter: Video
 class GridSampler:
     """Samples a frame stream on the grid t_k = k / rate (hold-previous by pts); converts only used frames."""
 
-    def __init__(self, rate: float, convert: Callable[[av.VideoFrame], Any], limit: int | None = None,
-                 start: float = 0.0):
-        self.rate, self.convert, self.limit, self.start = rate, convert, limit, start
+    def __init__(self, rate: float, convert: Callable[[av.VideoFrame], Any], limit: int | None = None):
+        self.rate, self.convert, self.limit = rate, convert, limit
         self.samples: list[Any] = []
         self._prev: av.VideoFrame | None = None
         self.overflow = False
@@ -54,7 +53,7 @@ class GridSampler:
         if self._prev is None:
             return
         converted = None
-        while self.start + len(self.samples) / self.rate < t - 1e-9:
+        while len(self.samples) / self.rate < t - 1e-9:
             if self.limit is not None and len(self.samples) >= self.limit:
                 self.overflow = True
                 return
@@ -89,12 +88,12 @@ class ScanConfig:
     embed_size: int = 224
     clip_fps: float | None = None  # proxy clip frames (None: keep none)
     clip_size: tuple[int, int] | None = None
-    proxy_max_mb: float = 512.0
+    proxy_max_mb: float = 64.0
 
 
 @dataclass
 class ScanResult:
-    duration: float  # true content length: last frame's pts + its duration, from the first frame
+    duration: float  # true content length: the last frame's time + its duration (not the header's claim)
     cuts: list[float]  # detected hard cuts (seconds)
     decoded_frames: int
     header_frames: int | None
@@ -144,6 +143,7 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
     # the short-video decoder's reader: the same clock (s from the stream's start_time) as its
     # decode_span, rotation / non-square pixels applied, a few damaged packets tolerated
     reader = _Reader(path, threads=0)
+    last_t, last_dur, n = 0.0, None, 0
     try:
         stream = reader.stream
         avg = stream.average_rate or stream.guessed_rate
@@ -162,7 +162,6 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
                 limit = int(cfg.proxy_max_mb * 2**20 // (w * h * 3))  # a lying header cannot blow the budget
                 proxy = GridSampler(cfg.clip_fps, lambda f: _array(f, (w, h), proxy_rf, reader), limit=limit)
 
-        last_t, last_dur, n = 0.0, None, 0
         det_h = None
         for t, frame in reader.frames():
             t = max(t, last_t)  # out-of-order pts (broken mux): keep time monotone
