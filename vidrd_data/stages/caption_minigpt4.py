@@ -36,13 +36,14 @@ def keyframes_of(item: Item, n: int | None = None) -> np.ndarray:
     """The clip's keyframes (cut_segments sets them), else frames evenly spread over data["frames"]."""
     frames = item.data.get("keyframes")
     if frames is None:
-        clip = item.data.get("frames")
-        if clip is None:
+        frames = item.data.get("frames")
+        if frames is None:
             raise ValueError("no keyframes or frames to caption (run cut_segments before caption)")
-        k = n or 1
-        idx = [len(clip) // 2] if k == 1 else np.linspace(0, len(clip) - 1, k).round().astype(int)
-        frames = clip[idx]
-    return frames if n is None else frames[:n]
+        n = n or 1
+    if n is None or len(frames) <= n:
+        return frames
+    idx = [len(frames) // 2] if n == 1 else np.linspace(0, len(frames) - 1, n).round().astype(int)
+    return frames[idx]
 
 
 @register_stage("caption_minigpt4")
