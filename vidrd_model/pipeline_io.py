@@ -110,8 +110,10 @@ def resolve_model_folder(path_or_id: str | os.PathLike, what: str = "VidRD model
         raise ModelFolderError(f"{what} folder not found: {path} (no such directory). {HOW_TO_PROVIDE}")
     from huggingface_hub import snapshot_download
 
+    # only the diffusers-layout parts (hub repos of SD also hold multi-GB single-file checkpoints at the top)
+    patterns = ["model_index.json", "*/*.json", "*/*.txt", "*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
     try:
-        return Path(snapshot_download(text))
+        return Path(snapshot_download(text, allow_patterns=patterns))
     except Exception as err:  # noqa: BLE001 - any hub failure becomes one clear error
         raise ModelFolderError(
             f"{what} {text!r} is neither a local directory nor in the Hugging Face cache "
@@ -150,7 +152,7 @@ def load_vidrd(
     components = VidRDComponents(
         unet=VidRDUNet3DConditionModel.from_pretrained(root / "unet", torch_dtype=dtype),
         vae=TemporalAutoencoderKL.from_pretrained(root / "vae", torch_dtype=dtype),
-        text_encoder=CLIPTextModel.from_pretrained(root / "text_encoder", torch_dtype=dtype),
+        text_encoder=CLIPTextModel.from_pretrained(root / "text_encoder", dtype=dtype),
         tokenizer=CLIPTokenizer.from_pretrained(root / "tokenizer"),
         scheduler=DDIMScheduler.from_pretrained(root / "scheduler"),
     )

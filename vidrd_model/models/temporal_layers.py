@@ -118,7 +118,7 @@ class VidRDTransformerBlock(nn.Module):
                 processor=AttnProcessor2_0(),  # torch scaled_dot_product_attention
             )
 
-        # registration order follows the released module so state dicts list keys in the same order
+        # registration order as in the released block: attn1, temp_norm, temp_attn, norm1, attn2, norm2, ff, norm3
         self.attn1 = attention()
         if add_temp_attn:
             self.temp_norm = nn.LayerNorm(dim)

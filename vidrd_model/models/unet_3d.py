@@ -99,7 +99,10 @@ class VidRDUNet3DConditionModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
             raise ValueError("down_block_types, up_block_types and block_out_channels must have the same length")
         for name in (*down_block_types, *up_block_types):
             if name not in DOWN_BLOCKS and name not in UP_BLOCKS:
-                raise ValueError(f"unknown block type {name!r}; allowed: {sorted(DOWN_BLOCKS) + sorted(UP_BLOCKS)}")
+                hint = " (a 2-D SD UNet: inflate it with from_unet2d)" if name in _2D_TO_3D else ""
+                raise ValueError(
+                    f"unknown block type {name!r}{hint}; allowed: {sorted(DOWN_BLOCKS) + sorted(UP_BLOCKS)}"
+                )
         heads = attention_head_dim
         if isinstance(heads, int):
             heads = (heads,) * len(down_block_types)
@@ -269,4 +272,4 @@ class VidRDUNet3DConditionModel(StrictLoadingMixin, ModelMixin, ConfigMixin):
         model = cls.from_config(cls.config_from_unet2d(dict(unet2d.config), **overrides))
         load_state_dict_strict(model, unet2d.state_dict(), f"2D UNet from {source}", allowed_missing=lambda k: is_temporal_key("." + k))
         dtype = torch_dtype or unet2d.dtype
-        return model.to(dtype=dtype)
+        return model if dtype == model.dtype else model.to(dtype=dtype)
