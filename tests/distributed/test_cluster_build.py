@@ -103,23 +103,29 @@ def reference_keys(photos, tmp_path_factory, ray_session) -> list[str]:
 def _demo_manifest(repo: Path, demo: Path, out: Path, path: Path) -> Path:
     doc = yaml.safe_load((repo / "manifests" / "demo.yaml").read_text())
     doc["output"] = str(out)
-    for s in doc["sources"]:  # the manifest's relative paths, anchored at the repo (builds run in tmp dirs)
+    for s in doc["sources"]:  # the manifest's relative paths, anchored at the repo
         s["recipe"] = str(repo / s.get("recipe", f"pipelines/{s['kind']}.yaml"))
         for k in ("root", "path", "csv", "splits_dir"):
             if isinstance(s["input"].get(k), str):
                 s["input"][k] = str(repo / s["input"][k])
+    for model in doc.get("models", {}).values():
+        for k in ("path", "checkpoint"):
+            if isinstance(model.get(k), str) and (repo / model[k]).exists():
+                model[k] = str(repo / model[k])
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
+@pytest.mark.timeout(600)
 def test_demo_on_two_nodes_has_the_embedded_keys(cluster, demo_data, ray_session, tmp_path):
+    """The whole demo manifest (photos, short videos with a BLIP-2 actor pool, long videos with two pools)."""
     embedded = _demo_manifest(REPO, demo_data, tmp_path / "embedded", tmp_path / "embedded.yaml")
     build(embedded, progress=False, out=lambda s: None)
     on_cluster = _demo_manifest(REPO, demo_data, tmp_path / "cluster", tmp_path / "cluster.yaml")
 
     watch = NodeWatch(cluster)
     watch.start()
-    r = run_cli(cluster, on_cluster)
+    r = run_cli(cluster, on_cluster, timeout=400)
     watch.stop.set()
     watch.join()
     assert r.returncode == 0, r.stderr[-3000:]
