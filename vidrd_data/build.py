@@ -117,7 +117,7 @@ def plan_sources(resolved: ResolvedManifest, ctx: StageContext, committed: Commi
 
 def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: dict, output: str, removed: list[str],
                out: Callable[[str], None], address: str | None = None) -> None:
-    from vidrd_data.cluster import node_table, placement
+    from vidrd_data.cluster import actor_starvation, node_table, placement
 
     m = resolved.manifest
     clip = m.clip
@@ -134,6 +134,9 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
         extra = f", {p.retried} failed to retry" if p.retried else ""
         out(f"  source   {p.name} [{p.kind}/{p.fmt}]: {p.total} inputs, {p.committed} committed, "
             f"{len(p.pending)} to do{extra} -> {len(p.shards)} shard(s)")
+        starving = actor_starvation(p.steps, nodes)
+        if starving:
+            out(f"  warning  {p.name}: {starving}")
         for s in p.steps:
             where, fits = placement(s.resources.num_cpus, s.resources.num_gpus, nodes)
             out(f"             {s.describe()}  {where}")

@@ -53,6 +53,26 @@ def placement(num_cpus: float, num_gpus: float, nodes: list[dict]) -> tuple[str,
     return f"on {len(fit)} of {len(nodes)} node(s) (needs {num_cpus:g} CPU)", bool(fit)
 
 
+def actor_starvation(steps, nodes: list[dict]) -> str | None:
+    """A warning when a source's model actors could leave no node room for its CPU task steps.
+
+    Actors hold their CPUs for the whole source; if Ray spreads them one per node, a fractional share on
+    every small node (e.g. 0.5 of 1 CPU) leaves no node with a whole CPU for a task: the build waits forever.
+    """
+    actors = sorted((s.resources.num_cpus for s in steps if s.uses_model for _ in range(s.pool_size)), reverse=True)
+    task_cpu = max((s.resources.num_cpus for s in steps if not s.uses_model), default=0)
+    if not actors or not task_cpu or not nodes:
+        return None
+    free = sorted((n["cpu"] for n in nodes), reverse=True)
+    for i, cpu in enumerate(actors):  # the spread case: round-robin over the nodes
+        free[i % len(free)] -= cpu
+    if max(free) >= task_cpu:
+        return None
+    return (f"its {len(actors)} model actor(s) ({', '.join(f'{a:g}' for a in actors)} CPU) can leave no node with "
+            f"{task_cpu:g} free CPU for its task steps (the build would wait forever): use nodes with more CPUs "
+            f"(ray start --num-cpus) or fewer actors (models.<name>.num_actors)")
+
+
 # ------------------------------------------------------------------------------------------ process memory
 
 
