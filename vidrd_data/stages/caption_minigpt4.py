@@ -21,15 +21,18 @@ CAPTIONERS = ("minigpt4", "blip2")
 
 
 def model_actor_resources(device: str | None = "auto") -> Resources:
-    """One GPU per actor when the cluster has one (and the device is not pinned to cpu). Without a GPU an
-    actor asks for a share of the CPUs only: Ray holds an actor's CPUs for its lifetime, and two pools of
-    1-CPU actors on a 2-core machine would leave nothing for the task stages between them (a deadlock)."""
+    """One GPU per actor when the cluster has one (and the device is not pinned to cpu). Without a GPU, on
+    small nodes (< 8 CPUs) an actor reserves no CPU: Ray holds an actor's CPUs for its lifetime, and this
+    recipe's two pools (embed_shots, caption) would leave a 2-core node no room for the 1-CPU task stages
+    between them (a hang; any fractional share hangs a 1-CPU node). Sharing cores is only slower."""
     import ray
 
-    res = ray.cluster_resources() if ray.is_initialized() else {}
-    if res.get("GPU", 0) >= 1 and device != "cpu":
+    if not ray.is_initialized():
+        return Resources(num_cpus=1)
+    if ray.cluster_resources().get("GPU", 0) >= 1 and device != "cpu":
         return Resources(num_cpus=1, num_gpus=1)
-    return Resources(num_cpus=min(1.0, max(0.25, res.get("CPU", 4) / 8)))
+    node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
+    return Resources(num_cpus=1 if node_cpus and min(node_cpus) >= 8 else 0)
 
 
 def keyframes_of(item: Item, n: int | None = None) -> np.ndarray:
