@@ -17,8 +17,8 @@ FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "500", "RAY_health_check
 
 @pytest.fixture(scope="module")
 def cluster():
-    # 2 logical CPUs per node (4 on this 2-core machine): the demo's model actors hold fractional CPU shares
-    # for their lifetime, and on 1-CPU nodes the remainder fits no 1-CPU task (the build would wait forever).
+    # 2 logical CPUs per node (4 on this 2-core machine): room for a task beside a model actor on every node
+    # (fractional actor shares once hung the demo on 1-CPU nodes: see cluster.actor_starvation).
     c = LocalCluster.start(head_cpus=2, worker_cpus=[2], env=FAST_FAILURE_DETECTION)
     try:
         yield c
