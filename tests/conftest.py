@@ -53,5 +53,17 @@ def demo_data(tmp_path_factory) -> Path:
     return dest
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP threads spinning
+    against other processes make them ~10x slower. One thread for the test, restored afterwards."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def have_ffmpeg() -> bool:
     return shutil.which("ffmpeg") is not None

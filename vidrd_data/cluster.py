@@ -215,15 +215,16 @@ class LocalCluster:
         """SIGKILL a node's whole process tree (raylet, its workers, agents): a machine failure, not a stop."""
         if index == 0:
             raise ValueError("node 0 is the head: killing it ends the cluster")
-        _kill_tree(self.nodes[index])
+        kill_tree(self.nodes[index])
 
     def stop(self) -> None:
         for proc in reversed(self.nodes):
-            _kill_tree(proc)
+            kill_tree(proc)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process and all its descendants (a Ray node, a build and its embedded Ray), then reap them."""
     procs = tree(proc.pid)
     for p in procs:
         try:

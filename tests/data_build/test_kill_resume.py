@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import psutil
-
 from tests.data_build.helpers import image_source, status_rows, tar_keys, write_folder_dataset, write_manifest
 from vidrd_data.build import build
+from vidrd_data.cluster import kill_tree
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    parent = psutil.Process(proc.pid)
-    victims = [parent, *parent.children(recursive=True)]
-    for p in victims:
-        try:
-            p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(victims, timeout=10)
 
 
 def test_killed_build_resumes_to_identical_keys(tmp_path, ray_session):
@@ -48,7 +35,7 @@ def test_killed_build_resumes_to_identical_keys(tmp_path, ray_session):
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the build finished before it could be killed; make it longer"
-    _kill_tree(proc)
+    kill_tree(proc)
     committed_before = len(list(shards.glob("*_stats.json")))
     assert 2 <= committed_before < 12, committed_before
 

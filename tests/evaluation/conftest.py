@@ -86,10 +86,5 @@ def fake_ucf101(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy 2-core runner OpenMP threads spinning
-    against other processes make them ~10x slower. One thread per test, restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_torch_thread(one_torch_thread):
+    """Tiny models: one intra-op thread (see tests/conftest.py)."""
