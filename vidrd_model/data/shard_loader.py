@@ -8,8 +8,10 @@ where it stopped (see `LoaderProgress`). A sample that fails to decode is skippe
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -36,6 +38,7 @@ class LoaderConfig:
     max_caption_length: int | None = None  # None: the tokenizer's model_max_length
     seed: int = 0
     worker_start_method: str | None = None  # "fork", "spawn", "forkserver"; None: the platform's default
+    worker_niceness: int = 10               # decoding workers yield the CPU to the training threads first
 
 
 def _split(urls: list[str], slot: int, num_slots: int) -> tuple[list[str], bool]:
@@ -194,6 +197,15 @@ class LoaderProgress:
         return {"batches": self.batches, "slots": json.loads(json.dumps(self.slots))}
 
 
+def _lower_priority(niceness: int, _worker_id: int) -> None:
+    # Where cores are scarce, a decoding worker that preempts one of torch's OpenMP threads stalls the whole
+    # parallel op; at a lower priority it runs in the gaps instead (no effect when cores are free).
+    try:
+        os.nice(niceness)
+    except OSError:
+        pass
+
+
 def build_train_loader(config: LoaderConfig, tokenizer=None, rank: int = 0, world_size: int = 1,
                        resume: dict | None = None, pin_memory: bool = False) -> tuple[DataLoader, LoaderProgress]:
     """A DataLoader of batches for this node, and the tracker to call `.update(batch)` on for each one used.
@@ -204,6 +216,8 @@ def build_train_loader(config: LoaderConfig, tokenizer=None, rank: int = 0, worl
     kwargs = {"prefetch_factor": 4, "persistent_workers": False} if config.num_workers > 0 else {}
     if config.num_workers > 0 and config.worker_start_method:
         kwargs["multiprocessing_context"] = config.worker_start_method
+    if config.num_workers > 0 and config.worker_niceness > 0:
+        kwargs["worker_init_fn"] = functools.partial(_lower_priority, config.worker_niceness)
     # Its own generator: creating the iterator would otherwise draw from the global torch RNG (dropout's),
     # and a resumed run, which creates it at another moment, would see shifted dropout masks.
     loader = DataLoader(dataset, batch_size=None, num_workers=config.num_workers, pin_memory=pin_memory,
