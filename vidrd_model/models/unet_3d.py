@@ -38,10 +38,18 @@ class StrictLoadingMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, strict: bool = True, **kwargs):
+        from diffusers.utils import logging as diffusers_logging
+
         want_info = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(
-            pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
-        )
+        verbosity = diffusers_logging.get_verbosity()
+        if strict:  # our error below lists the mismatch; diffusers' long warnings would only repeat it
+            diffusers_logging.set_verbosity_error()
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        finally:
+            diffusers_logging.set_verbosity(verbosity)
         bad = {k: info.get(k) or [] for k in ("missing_keys", "unexpected_keys", "mismatched_keys")}
         if strict and any(bad.values()):
             raise CheckpointMismatchError(
