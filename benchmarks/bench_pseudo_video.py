@@ -65,7 +65,8 @@ def bare_rate(images: list[Path]) -> float:
         img = Image.open(p).convert("RGB")
         motion, windows = pm.fit_motion(img.size, SIZE, pm.draw_motion(pm.item_seed(0, p.stem)), FRAMES, 2.0)
         jobs.append((p, pm.render(img, windows, SIZE)))
-    with mp.get_context("fork").Pool(2) as pool:
+    # spawn, not fork: forking a process that holds a Ray core worker's threads can crash the child.
+    with mp.get_context("spawn").Pool(2) as pool:
         pool.map(_bare_one, jobs[:4])  # warm both processes (imports)
         t0 = time.perf_counter()
         pool.map(_bare_one, jobs, chunksize=1)
@@ -127,6 +128,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--inputs", type=int, default=96)
     ap.add_argument("--scale", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3, help="bare/ours runs, interleaved; the best of each is kept")
     args = ap.parse_args()
     from vidrd_data.runtime import init_ray
 
@@ -135,16 +137,23 @@ def main() -> None:
     t0 = time.perf_counter()
     init_ray(None, num_cpus=2, object_store_mb=512)
     print(f"ray start-up: {time.perf_counter() - t0:.1f} s (excluded below)")
-    bare = bare_rate(small)
+    ours(work / "small", work / "warm")  # warm the worker pool and imports
+    bares, rates, peak1 = [], [], 0
+    for r in range(args.repeats):  # interleaved, so both see the same machine
+        bares.append(bare_rate(small))
+        rate, dt, peak = ours(work / "small", work / f"out1_{r}")
+        rates.append(rate)
+        peak1 = max(peak1, peak)
+        print(f"  run {r}: bare {bares[-1]:.1f} clips/s, ours {rate:.1f} clips/s ({rate / bares[-1]:.2f})")
+    bare, rate = max(bares), max(rates)
     print(f"bare decode+encode, 2 processes: {bare:.1f} clips/s  ({FRAMES} frames {SIZE[0]}x{SIZE[1]}, x264 veryfast)")
-    ours(small[:8] and work / "small", work / "warm")  # warm the worker pool and imports
-    rate, dt, peak1 = ours(work / "small", work / "out1")
-    print(f"vidrd-data build, {args.inputs} inputs: {rate:.1f} clips/s ({dt:.1f} s) = {rate / bare:.2f} of the bare bound; "
-          f"peak RSS {peak1 / 2**20:.0f} MiB")
+    print(f"vidrd-data build, {args.inputs} inputs: {rate:.1f} clips/s = {rate / bare:.2f} of the bare bound (best of "
+          f"{args.repeats}); peak RSS {peak1 / 2**20:.0f} MiB")
     make_inputs(work / "big", args.inputs * args.scale)
     rate10, dt10, peak10 = ours(work / "big", work / "out10")
-    print(f"vidrd-data build, {args.inputs * args.scale} inputs: {rate10:.1f} clips/s ({dt10:.1f} s); "
-          f"peak RSS {peak10 / 2**20:.0f} MiB = {peak10 / peak1:.2f}x the {args.inputs}-input build")
+    print(f"vidrd-data build, {args.inputs * args.scale} inputs: {rate10:.1f} clips/s ({dt10:.1f} s) = "
+          f"{rate10 / bare:.2f} of the bound; peak RSS {peak10 / 2**20:.0f} MiB = {peak10 / peak1:.2f}x the "
+          f"{args.inputs}-input build")
     shutil.rmtree(work, ignore_errors=True)
 
 
