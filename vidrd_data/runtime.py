@@ -149,6 +149,7 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
     steps: list[StepPlan] = []
     for name, params in specs:
         cls = get_stage(name)
+        cls.check_params(params)
         cls.check(params, ctx)
         res = cls.resources(params, ctx)
         if cls.uses_model:

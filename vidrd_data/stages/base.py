@@ -55,6 +55,7 @@ class Stage:
     name: ClassVar[str] = "stage"
     uses_model: ClassVar[bool] = False  # True: runs in a Ray actor pool, loads its model once per actor
     batch_size: ClassVar[int] = 1
+    PARAMS: ClassVar[tuple[str, ...] | None] = None  # the parameters it accepts (None: not checked)
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         self.params = dict(params)
@@ -63,6 +64,15 @@ class Stage:
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
         return Resources()
+
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """A misspelt parameter in a recipe or override fails up front, listing what the stage accepts."""
+        if cls.PARAMS is None:
+            return
+        unknown = set(params) - set(cls.PARAMS)
+        if unknown:
+            raise ValueError(f"{cls.name}: unknown params {sorted(unknown)}; allowed: {list(cls.PARAMS)}")
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:

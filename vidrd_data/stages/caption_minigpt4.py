@@ -69,9 +69,6 @@ class CaptionMiniGPT4(Stage):
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         from vidrd_data.models.minigpt4 import check_minigpt4_folder
 
-        unknown = set(params) - set(cls.PARAMS)
-        if unknown:
-            raise ValueError(f"caption_minigpt4: unknown params {sorted(unknown)}; allowed: {list(cls.PARAMS)}")
         check_minigpt4_folder(cls._spec(params, ctx).get("path"))
 
     @classmethod
@@ -121,6 +118,7 @@ class Caption(Stage):
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         stage_cls, sub = cls._delegate(params)
+        stage_cls.check_params(sub)
         stage_cls.check(sub, ctx)
 
     @classmethod

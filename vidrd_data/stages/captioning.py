@@ -53,9 +53,6 @@ class CaptionBlip2(Stage):
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         from vidrd_data.models.blip2 import resolve_blip2
 
-        unknown = set(params) - set(cls.PARAMS)
-        if unknown:
-            raise ValueError(f"caption_blip2: unknown params {sorted(unknown)}; allowed: {list(cls.PARAMS)}")
         if params.get("merge", "consensus") not in MERGE_RULES:
             raise ValueError(f"caption_blip2.merge must be one of {', '.join(MERGE_RULES)}, got {params.get('merge')!r}")
         resolve_blip2(cls._spec(params, ctx).get("path"), ctx.base_dir)  # a missing model fails before any work
@@ -122,9 +119,6 @@ class CaptionLabel(Stage):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        unknown = set(params) - set(cls.PARAMS)
-        if unknown:
-            raise ValueError(f"caption_label: unknown params {sorted(unknown)}; allowed: {list(cls.PARAMS)}")
         tpl = params.get("template")
         if tpl is not None and "{label}" not in tpl:
             raise ValueError(f"caption_label.template must contain {{label}}, got {tpl!r}")

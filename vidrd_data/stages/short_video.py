@@ -19,12 +19,6 @@ from vidrd_data.stages.base import Stage, StageContext, register_stage
 _EPS = 1e-6
 
 
-def _unknown_params(stage: str, params: dict, allowed: tuple[str, ...]) -> None:
-    unknown = set(params) - set(allowed)
-    if unknown:
-        raise ValueError(f"{stage}: unknown params {sorted(unknown)}; allowed: {list(allowed)}")
-
-
 # ------------------------------------------------------------------------------------------------------ probe
 
 @register_stage("probe")
@@ -35,7 +29,6 @@ class Probe(Stage):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        _unknown_params(cls.name, params, cls.PARAMS)
         if params.get("backend", "pyav") not in ("pyav", "ffprobe"):
             raise ValueError(f"probe.backend must be pyav or ffprobe, got {params.get('backend')!r}")
 
@@ -76,7 +69,6 @@ class PlanClips(Stage):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        _unknown_params(cls.name, params, cls.PARAMS)
         if params.get("policy", "center") not in POLICIES:
             raise ValueError(f"plan_clips.policy must be one of {', '.join(POLICIES)}, got {params.get('policy')!r}")
         if int(params.get("max_clips", 1)) < 1:
@@ -139,7 +131,6 @@ class Cut(Stage):
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        _unknown_params(cls.name, params, cls.PARAMS)
         pos = params.get("keyframes", [0.5])
         if not isinstance(pos, list) or not pos or not all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in pos):
             raise ValueError(f"cut.keyframes must be a list of positions in the clip in [0, 1] "
