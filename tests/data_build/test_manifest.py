@@ -72,3 +72,12 @@ def test_missing_input_root_fails_before_any_work(tmp_path, ray_session):
     with pytest.raises(ManifestError, match=r"sources\[0\] \(photos\)\.input: .*missing is not a directory"):
         build(_write(tmp_path, doc), progress=False, out=lambda s: None)
     assert not (tmp_path / "out" / "shards").exists() or not any((tmp_path / "out" / "shards").iterdir())
+
+
+def test_misspelt_stage_parameter_fails_before_any_work(tmp_path, ray_session):
+    from vidrd_data.build import build
+
+    doc = _base(tmp_path)
+    doc["sources"][0]["overrides"] = {"pseudo_motion": {"upscale_limt": 1.5}}
+    with pytest.raises(ManifestError, match=r"pseudo_motion: unknown params \['upscale_limt'\]; allowed: .*upscale_limit"):
+        build(_write(tmp_path, doc), progress=False, out=lambda s: None)

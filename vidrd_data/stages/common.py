@@ -11,6 +11,8 @@ from vidrd_data.stages.base import Stage, register_stage
 class CaptionSelect(Stage):
     """Clean every candidate caption, keep them all in json.captions, pick one by priority (else filter)."""
 
+    PARAMS = ("priority", "batch_size")
+
     def process(self, item: Item) -> list[Item]:
         from vidrd_data.captions import select_caption
 
@@ -30,6 +32,8 @@ class CaptionSelect(Stage):
 @register_stage("encode")
 class Encode(Stage):
     """frames -> H.264 mp4 (shard format) + middle-frame jpg poster; records json.video."""
+
+    PARAMS = ("fps", "preset", "crf", "batch_size")
 
     def process(self, item: Item) -> list[Item]:
         frames = item.data.pop("frames")

@@ -57,6 +57,8 @@ def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
 class LoadImage(Stage):
     """Read image bytes + caption; reject empty, corrupt, truncated or oversized images with the reason."""
 
+    PARAMS = ("max_pixels", "min_side", "batch_size")
+
     def process(self, item: Item) -> list[Item]:
         max_pixels = int(self.params.get("max_pixels", 80_000_000))
         min_side = int(self.params.get("min_side", 64))
@@ -99,6 +101,8 @@ class LoadImage(Stage):
 @register_stage("pseudo_motion")
 class PseudoMotion(Stage):
     """Image -> `clip.frames` frames of seeded synthetic camera motion at `clip.size`."""
+
+    PARAMS = ("seed", "kinds", "zoom_range", "pan_range", "easing", "upscale_limit", "batch_size")
 
     @classmethod
     def check(cls, params, ctx) -> None:
