@@ -9,12 +9,11 @@ from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler
-from safetensors.torch import load_file
 
 from .diffusion_losses import denoising_loss, diffusion_target, sample_noise
 from .parameter_groups import select_trainable
+from .task_weights import TrainedModelWeights
 
-WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 def pixels_to_frames(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -24,7 +23,8 @@ def pixels_to_frames(pixel_values: torch.Tensor, dtype: torch.dtype) -> torch.Te
     return frames.to(dtype) / 127.5 - 1.0
 
 
-class UNetDiffusionTask:
+class UNetDiffusionTask(TrainedModelWeights):
+    weights_label = "UNet"
     component = "unet"
 
     def __init__(self, components, config, device: torch.device, weight_dtype: torch.dtype = torch.float32):
@@ -47,6 +47,10 @@ class UNetDiffusionTask:
         ids = self.tokenizer([""], padding="max_length", truncation=True, return_tensors="pt",
                              max_length=config.data.max_caption_length or self.tokenizer.model_max_length).input_ids
         self.empty_ids = ids.to(device)  # the unconditional caption of classifier-free guidance
+
+    @property
+    def trained_module(self) -> torch.nn.Module:
+        return self.unet
 
     @property
     def model(self) -> torch.nn.Module:
@@ -81,29 +85,3 @@ class UNetDiffusionTask:
         target = diffusion_target(self.scheduler, latents, noise, t)
         pred = model(noisy, t, encoder_hidden_states=text).sample
         return denoising_loss(pred, target, t, self.scheduler, d.snr_gamma), {}
-
-    # -- weights ------------------------------------------------------------------------------------------
-    def save_weights(self, folder: Path, ema=None) -> None:
-        self.unet.save_pretrained(folder / "unet")
-        if ema is not None:
-            with ema.swapped_in(self.trainable):
-                self.unet.save_pretrained(folder / "unet_ema")
-
-    def load_weights(self, folder: Path) -> None:
-        state = load_file(str(folder / "unet" / WEIGHTS))
-        missing, unexpected = self.unet.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise RuntimeError(f"{folder / 'unet'} does not fit this UNet (missing {len(missing)}, "
-                               f"unexpected {len(unexpected)} keys): resume with the model it was trained from")
-
-    def export(self, out_dir: Path, base: str, ema=None) -> Path:
-        """A full model folder for the sampler, with the EMA weights when EMA is on."""
-        from .model_export import export_model_folder
-
-        def save(path):
-            if ema is None:
-                self.unet.save_pretrained(path)
-            else:
-                with ema.swapped_in(self.trainable):
-                    self.unet.save_pretrained(path)
-        return export_model_folder(base, out_dir, "unet", save)

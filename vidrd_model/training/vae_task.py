@@ -11,12 +11,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from .parameter_groups import select_trainable
+from .task_weights import TrainedModelWeights
 from .unet_task import pixels_to_frames
 
-WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
 class ClipDecoding(torch.nn.Module):
@@ -31,7 +30,8 @@ class ClipDecoding(torch.nn.Module):
         return self.vae.decode(z, num_frames=num_frames).sample
 
 
-class VAEDecoderTask:
+class VAEDecoderTask(TrainedModelWeights):
+    weights_label = "VAE"
     component = "vae"
 
     def __init__(self, components, config, device: torch.device, weight_dtype: torch.dtype = torch.float32):
@@ -50,6 +50,10 @@ class VAEDecoderTask:
         if loss.lpips_vgg_path and loss.lpips_weight > 0:
             from .perceptual import LPIPS
             self.lpips = LPIPS(loss.lpips_vgg_path, loss.lpips_linear_path).to(device)
+
+    @property
+    def trained_module(self) -> torch.nn.Module:
+        return self.vae
 
     @property
     def model(self) -> torch.nn.Module:
@@ -75,27 +79,4 @@ class VAEDecoderTask:
             logs["temporal"] = F.l1_loss(r[:, 1:] - r[:, :-1], t[:, 1:] - t[:, :-1])
             total = total + w.temporal_weight * logs["temporal"]
         return total, {k: v.item() for k, v in logs.items()}
-
-    def save_weights(self, folder: Path, ema=None) -> None:
-        self.vae.save_pretrained(folder / "vae")
-        if ema is not None:
-            with ema.swapped_in(self.trainable):
-                self.vae.save_pretrained(folder / "vae_ema")
-
-    def load_weights(self, folder: Path) -> None:
-        missing, unexpected = self.vae.load_state_dict(load_file(str(folder / "vae" / WEIGHTS)), strict=False)
-        if missing or unexpected:
-            raise RuntimeError(f"{folder / 'vae'} does not fit this VAE (missing {len(missing)}, unexpected "
-                               f"{len(unexpected)} keys): resume with the model it was trained from")
-
-    def export(self, out_dir: Path, base: str, ema=None) -> Path:
-        from .model_export import export_model_folder
-
-        def save(path):
-            if ema is None:
-                self.vae.save_pretrained(path)
-            else:
-                with ema.swapped_in(self.trainable):
-                    self.vae.save_pretrained(path)
-        return export_model_folder(base, out_dir, "vae", save)
 
