@@ -53,7 +53,7 @@ def duration(path: Path) -> float:
 
 
 def make_inputs(dest: Path, minutes: float) -> list[Path]:
-    from vidrd_data.demo_videos_long import Part, assemble, offline_videos
+    from vidrd_testing.demo_videos_long import Part, assemble, offline_videos
 
     v = offline_videos()
     order = ["vtest.avi", "bikes.mp4", "Megamind.avi", "tree.avi", "bigbuckbunny.mp4", "carphone_pristine.mp4"]
@@ -161,7 +161,7 @@ def run_build(videos: list[Path], work: Path) -> tuple[float, float, dict]:
     import yaml
 
     from vidrd_data.build import build
-    from vidrd_data.demo_videos_long import prepare_tiny_minigpt4
+    from vidrd_testing.demo_videos_long import prepare_tiny_minigpt4
     from vidrd_data.runtime import init_ray
 
     mg = prepare_tiny_minigpt4(work)

@@ -30,7 +30,7 @@ SIZE, FRAMES, FPS = (256, 256), 16, 8
 
 
 def make_inputs(dest: Path, n: int) -> list[Path]:
-    from vidrd_data.demo_data import prepare_photos
+    from vidrd_testing.demo_data import prepare_photos
 
     photos = REPO / "data/demo/photos"
     if not photos.is_dir():

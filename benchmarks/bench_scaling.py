@@ -39,7 +39,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def demo_photos() -> Path:
     root = REPO / "data" / "demo"
     if not (root / "photos").is_dir():
-        subprocess.run([sys.executable, "-m", "vidrd_data.demo_data", str(root)], check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-m", "vidrd_testing.demo_data", str(root)], check=True, cwd=REPO)
     return root / "photos"
 
 
@@ -67,7 +67,7 @@ def timed_build(manifest: Path, out: Path, cpus: int) -> dict:
     """Run the CLI; time the first commit from outside (command launch -> first _stats.json)."""
     import psutil
 
-    from vidrd_data.cluster import ray_env, tree
+    from vidrd_testing.cluster import ray_env, tree
 
     t0 = time.time()
     proc = subprocess.Popen([sys.executable, "-m", "vidrd_data.cli", "build", "--manifest", str(manifest), "-q"],
@@ -172,7 +172,7 @@ def _video_sources(tmp: Path) -> tuple[list[dict], dict]:
         clips += [c for c in (data / "bikes.mp4", data / "bigbuckbunny.mp4") if c.is_file()]
     if not clips:
         return [], {}
-    from vidrd_data.models.tiny import save_tiny_blip2
+    from vidrd_testing.tiny_models import save_tiny_blip2
 
     blip2 = save_tiny_blip2(tmp / "tiny-blip2")
     for c in clips:

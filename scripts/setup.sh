@@ -32,4 +32,4 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
   "$VENV/bin/pip" install -q --no-deps -e .
   touch "$stamp"
 fi
-"$VENV/bin/python" -m vidrd_data.demo_data data/demo
+"$VENV/bin/python" -m vidrd_testing.demo_data data/demo

@@ -49,7 +49,7 @@ def demo_data(tmp_path_factory) -> Path:
     """The demo media (real photos/videos from installed packages), prepared once per session."""
     dest = REPO / "data" / "demo"
     if not (dest / "photos").is_dir():
-        subprocess.run([sys.executable, "-m", "vidrd_data.demo_data", str(dest)], check=True, cwd=REPO)
+        subprocess.run([sys.executable, "-m", "vidrd_testing.demo_data", str(dest)], check=True, cwd=REPO)
     return dest
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.data_build.helpers import image_source, status_rows, tar_keys, write_folder_dataset, write_manifest
 from vidrd_data.build import build
-from vidrd_data.cluster import kill_tree
+from vidrd_testing.cluster import kill_tree
 
 REPO = Path(__file__).resolve().parents[2]
 

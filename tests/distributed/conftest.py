@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from vidrd_data.cluster import LocalCluster
+from vidrd_testing.cluster import LocalCluster
 
 # Node death is noticed after period x threshold: 0.5 s x 3 here instead of Ray's 3 s x 5 (a test budget choice).
 FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",

@@ -21,7 +21,7 @@ import yaml
 
 from tests.data_build.helpers import image_source, status_rows, tar_keys, write_folder_dataset, write_manifest
 from vidrd_data.build import build
-from vidrd_data.cluster import tree
+from vidrd_testing.cluster import tree
 
 REPO = Path(__file__).resolve().parents[2]
 N_PHOTOS = 32

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.data_build.helpers import image_source, write_folder_dataset, write_manifest
-from vidrd_data.cluster import PeakRSS, ray_env
+from vidrd_testing.cluster import PeakRSS, ray_env
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = 24

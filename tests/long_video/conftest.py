@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_minigpt4_parts(tmp_path_factory):
-    from vidrd_data.models.minigpt4 import save_tiny_lavis_parts
+    from vidrd_testing.tiny_models import save_tiny_lavis_parts
 
     return save_tiny_lavis_parts(tmp_path_factory.mktemp("minigpt4_src"))
 

@@ -14,7 +14,7 @@ import yaml
 from tests.long_video.lv_helpers import run_stages
 from tests.long_video.test_lv_segmentation import HIST_RULES, _video_item
 from vidrd_data.build import build
-from vidrd_data.demo_videos_long import assemble, mixed_parts, offline_videos
+from vidrd_testing.demo_videos_long import assemble, mixed_parts, offline_videos
 from vidrd_data.media.encode import decode_mp4_bytes
 from vidrd_data.sink import iter_samples, read_status
 from vidrd_data.stages.base import StageContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vidrd_data.demo_videos_long import prepare_tiny_clip
+from vidrd_testing.demo_videos_long import prepare_tiny_clip
 from vidrd_data.items import Item
 from vidrd_data.stages.base import StageContext, get_stage
 

@@ -111,7 +111,7 @@ def test_caption_stage_selects_minigpt4_and_checks_the_model_up_front(tiny_minig
 
 
 def test_caption_stage_selects_blip2_for_long_videos(tmp_path):
-    from vidrd_data.models.tiny import save_tiny_blip2
+    from vidrd_testing.tiny_models import save_tiny_blip2
 
     path = save_tiny_blip2(tmp_path / "blip2")
     ctx = StageContext(clip={"fps": 8, "size": [64, 64], "frames": 4}, models={"blip2": {"path": str(path)}})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.long_video.lv_helpers import expected_codes, read_codes, run_stages, write_coded_video
-from vidrd_data.demo_videos_long import BIKES_CUTS, MEGAMIND_CUTS, assemble, mixed_parts, offline_videos
+from vidrd_testing.demo_videos_long import BIKES_CUTS, MEGAMIND_CUTS, assemble, mixed_parts, offline_videos
 from vidrd_data.items import Item, make_key
 from vidrd_data.segmentation import (SegmentRules, Shot, boundaries, match_boundaries, segment_shots,
                                      shots_from_cuts)

@@ -54,6 +54,6 @@ def sv_ctx():
 @pytest.fixture(scope="session")
 def tiny_blip2(tmp_path_factory) -> Path:
     """A tiny random BLIP-2 saved to disk: loaded by the same code as a real checkpoint."""
-    from vidrd_data.models.tiny import save_tiny_blip2
+    from vidrd_testing.tiny_models import save_tiny_blip2
 
     return save_tiny_blip2(tmp_path_factory.mktemp("models") / "tiny-blip2")

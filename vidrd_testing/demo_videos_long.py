@@ -141,7 +141,7 @@ def prepare_tiny_minigpt4(dest: Path) -> dict[str, str]:
     """Tiny LAVIS-style MiniGPT-4 pieces (projection .pth, BLIP-2 .pth, LLaMA folder) converted with
     `vidrd-data models convert-minigpt4` into a loadable folder. Returns the manifest's `models.minigpt4`."""
     from vidrd_data.models.convert_minigpt4 import convert
-    from vidrd_data.models.minigpt4 import save_tiny_lavis_parts
+    from vidrd_testing.tiny_models import save_tiny_lavis_parts
 
     root = Path(dest) / "models"
     out = root / "tiny-minigpt4"

@@ -5,7 +5,7 @@
     DEST/models/tiny-blip2/           a tiny RANDOM BLIP-2 (its captions are random words; point
                                       models.blip2.path at real weights for real captions)
 
-Called by `vidrd_data.demo_data` (idempotent: existing files are kept).
+Called by `vidrd_testing.demo_data` (idempotent: existing files are kept).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def prepare_short_videos(dest: Path) -> None:
 
 
 def prepare_tiny_blip2(dest: Path) -> None:
-    from vidrd_data.models.tiny import save_tiny_blip2
+    from vidrd_testing.tiny_models import save_tiny_blip2
 
     dest = Path(dest)
     if not (dest / "config.json").is_file() or not (dest / "model.safetensors").is_file():

@@ -6,7 +6,7 @@
   data/demo/models/...    tiny RANDOM captioner / CLIP models (the demo's captions are noise: point the
                           manifest at real weights for real captions)
 
-Run: python -m vidrd_data.demo_data data/demo   (idempotent; `make demo` and `make test` call it)
+Run: python -m vidrd_testing.demo_data data/demo   (idempotent; `make demo` and `make test` call it)
 """
 
 from __future__ import annotations
@@ -61,11 +61,11 @@ def prepare(dest: Path) -> None:
     dest = Path(dest)
     n = prepare_photos(dest / "photos")
     print(f"[demo data] {n} photos with captions in {dest / 'photos'}")
-    steps = [("vidrd_data.demo_videos", "prepare_short_videos", dest),
-             ("vidrd_data.demo_videos", "prepare_tiny_blip2", dest / "models" / "tiny-blip2"),
-             ("vidrd_data.demo_videos_long", "prepare_long_videos", dest),
-             ("vidrd_data.demo_videos_long", "prepare_tiny_clip", dest),  # -> dest/models/tiny-clip
-             ("vidrd_data.demo_videos_long", "prepare_tiny_minigpt4", dest)]  # -> dest/models/tiny-minigpt4
+    steps = [("vidrd_testing.demo_videos", "prepare_short_videos", dest),
+             ("vidrd_testing.demo_videos", "prepare_tiny_blip2", dest / "models" / "tiny-blip2"),
+             ("vidrd_testing.demo_videos_long", "prepare_long_videos", dest),
+             ("vidrd_testing.demo_videos_long", "prepare_tiny_clip", dest),  # -> dest/models/tiny-clip
+             ("vidrd_testing.demo_videos_long", "prepare_tiny_minigpt4", dest)]  # -> dest/models/tiny-minigpt4
     for module, func, arg in steps:
         getattr(importlib.import_module(module), func)(arg)
         print(f"[demo data] {func} -> {arg}")
