@@ -134,7 +134,7 @@ def main() -> int:
         return 0
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from vidrd_model.testing import make_tiny_vidrd
+    from vidrd_testing.tiny_vidrd import make_tiny_vidrd
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -47,8 +47,8 @@ def main() -> int:
     import torch
 
     from vidrd_model.data import build_train_loader
-    from vidrd_model.data.synthetic_shards import write_synthetic_shards
-    from vidrd_model.testing import make_tiny_vidrd
+    from vidrd_testing.synthetic_shards import write_synthetic_shards
+    from vidrd_testing.tiny_vidrd import make_tiny_vidrd
     from vidrd_model.training import load_config, run_training, single_process_context
     from vidrd_model.training.runner import build_task
 

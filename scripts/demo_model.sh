@@ -18,10 +18,10 @@ if ! ls "$SHARDS"/*.tar >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "[demo-model] NOTE: the model below is TINY and RANDOM (made by vidrd_model.testing.make_tiny_vidrd)."
+echo "[demo-model] NOTE: the model below is TINY and RANDOM (made by vidrd_testing.tiny_vidrd.make_tiny_vidrd, test support code)."
 echo "[demo-model]       It demonstrates the training and sampling pipeline, not a usable video model."
 rm -rf "$OUT"
-"$PY" -c "from vidrd_model.testing import make_tiny_vidrd; print(make_tiny_vidrd('$OUT/tiny_random_model'))"
+"$PY" -c "from vidrd_testing.tiny_vidrd import make_tiny_vidrd; print(make_tiny_vidrd('$OUT/tiny_random_model'))"
 
 "$VENV/bin/vidrd-model" train \
   --shards "$SHARDS/*.tar" \

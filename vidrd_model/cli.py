@@ -1,4 +1,4 @@
-"""`vidrd-model`: train, train-vae, sample, eval.
+"""`vidrd-model`: init, convert, train, train-vae, sample, eval.
 
 Each sub-command lives in `vidrd_model.commands.<name>` and exposes `add_parser(subparsers)` and `run(args)`.
 Modules are imported lazily so that `vidrd-model --help` stays fast.
@@ -11,6 +11,8 @@ import importlib
 import sys
 
 COMMANDS = {
+    "init": "vidrd_model.commands.init",
+    "convert": "vidrd_model.commands.convert",
     "train": "vidrd_model.commands.train",
     "train-vae": "vidrd_model.commands.train_vae",
     "sample": "vidrd_model.commands.sample",

@@ -3,7 +3,8 @@
 Layout (diffusers-pipeline-like)::
 
     MODEL/
-      model_index.json
+      model_index.json   names VidRDPipeline and each part's class (DiffusionPipeline.from_pretrained opens it)
+      pipeline_vidrd.py  two lines naming vidrd_model.pipeline_vidrd.VidRDPipeline for diffusers (see there)
       unet/          VidRDUNet3DConditionModel  (config.json, diffusion_pytorch_model.safetensors)
       vae/           TemporalAutoencoderKL       (config.json, diffusion_pytorch_model.safetensors)
       text_encoder/  transformers CLIPTextModel  (config.json, model.safetensors)
@@ -27,19 +28,13 @@ import torch
 from .models import TemporalAutoencoderKL, VidRDUNet3DConditionModel
 from .models.loading import load_state_dict_strict, read_released_checkpoint, split_prefixed
 
-MODEL_INDEX = {
-    "_class_name": "VidRDPipeline",
-    "unet": ["vidrd_model.models", "VidRDUNet3DConditionModel"],
-    "vae": ["vidrd_model.models", "TemporalAutoencoderKL"],
-    "text_encoder": ["transformers", "CLIPTextModel"],
-    "tokenizer": ["transformers", "CLIPTokenizer"],
-    "scheduler": ["diffusers", "DDIMScheduler"],
-}
+# the parts of a model folder; model_index.json (written by VidRDPipeline.save_pretrained) names their classes
+COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 HOW_TO_PROVIDE = (
-    "A VidRD model folder is written by vidrd_model.pipeline_io.save_vidrd; convert the authors' release with "
-    "load_released(ModelT2V.pth, <stable-diffusion-2-1-base folder>, vae_finetuned/) followed by save_vidrd, "
-    "or make a tiny random one for tests with vidrd_model.testing.make_tiny_vidrd."
+    "Make a VidRD model folder with `vidrd-model init --from <stable-diffusion-2-1-base folder or cached hub id> "
+    "--output DIR` (SD 2.x inflated with fresh temporal layers) or `vidrd-model convert --released ModelT2V.pth "
+    "--sd-base <SD 2.1-base folder> --output DIR` (the authors' released weights)."
 )
 
 
@@ -99,30 +94,32 @@ def _missing_parts(root: Path, components, requirements=None) -> list[str]:
     return missing
 
 
-def resolve_model_folder(path_or_id: str | os.PathLike, what: str = "VidRD model") -> Path:
-    """A local directory, or a hub id resolved in the local Hugging Face cache (downloads only when the
-    hub is reachable and ``HF_HUB_OFFLINE`` is unset)."""
+def resolve_model_folder(path_or_id: str | os.PathLike, what: str = "VidRD model", local_only: bool = False) -> Path:
+    """A local directory, or a hub id resolved in the local Hugging Face cache. Downloads only when the hub is
+    reachable, ``HF_HUB_OFFLINE`` is unset and ``local_only`` is False."""
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         return path
     text = str(path_or_id)
     if path.exists() or text.count("/") != 1 or text.startswith((".", "/", "~")):
         raise ModelFolderError(f"{what} folder not found: {path} (no such directory). {HOW_TO_PROVIDE}")
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
 
     # only the diffusers-layout parts (hub repos of SD also hold multi-GB single-file checkpoints at the top)
     patterns = ["model_index.json", "*/*.json", "*/*.txt", "*/diffusion_pytorch_model.safetensors", "*/model.safetensors"]
     try:
-        return Path(snapshot_download(text, allow_patterns=patterns))
+        return Path(snapshot_download(text, allow_patterns=patterns, local_files_only=local_only))
     except Exception as err:  # noqa: BLE001 - any hub failure becomes one clear error
+        where = "in the local Hugging Face cache" if local_only else "in the Hugging Face cache"
         raise ModelFolderError(
-            f"{what} {text!r} is neither a local directory nor in the Hugging Face cache "
-            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {err}. Download it once with "
-            f"`hf download {text}` on a machine with network access, or pass a local folder. {HOW_TO_PROVIDE}"
+            f"{what} {text!r} is neither a local directory nor {where} ({constants.HF_HUB_CACHE}; "
+            f"HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', '0')}): {type(err).__name__}. Download it once on a "
+            f"machine with network access: `hf download {text} --include {' '.join(repr(p) for p in patterns)}` "
+            f"(then copy the cache here), or pass a local folder. {HOW_TO_PROVIDE}"
         ) from err
 
 
-def check_model_folder(root: Path, components=tuple(MODEL_INDEX)[1:], what: str = "VidRD model") -> None:
+def check_model_folder(root: Path, components=COMPONENTS, what: str = "VidRD model") -> None:
     missing = _missing_parts(root, components)
     if missing:
         raise ModelFolderError(
@@ -162,18 +159,11 @@ def load_vidrd(
 
 
 def save_vidrd(components: VidRDComponents, path: str | os.PathLike) -> Path:
-    """Write ``components`` as a VidRD model folder (safetensors weights); returns the folder."""
-    import diffusers
+    """Write ``components`` as a VidRD model folder (safetensors weights, VidRDPipeline registered); returns it."""
+    from .pipeline_vidrd import VidRDPipeline
 
     root = Path(path)
-    root.mkdir(parents=True, exist_ok=True)
-    components.unet.save_pretrained(root / "unet", safe_serialization=True)
-    components.vae.save_pretrained(root / "vae", safe_serialization=True)
-    components.text_encoder.save_pretrained(root / "text_encoder", safe_serialization=True)
-    components.tokenizer.save_pretrained(root / "tokenizer")
-    components.scheduler.save_pretrained(root / "scheduler")
-    index = dict(MODEL_INDEX, _diffusers_version=diffusers.__version__)
-    (root / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    VidRDPipeline.from_components(components).save_pretrained(root)
     return root
 
 
@@ -201,7 +191,7 @@ def load_released(
     from diffusers import DDIMScheduler
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    sd_root = resolve_model_folder(sd21_base_dir, what="Stable Diffusion 2.1-base")
+    sd_root = resolve_model_folder(sd21_base_dir, what="Stable Diffusion 2.1-base", local_only=True)
     needed = ["unet", "text_encoder", "tokenizer", "scheduler"] + ([] if vae_finetuned_dir else ["vae"])
     # only the SD UNet's config is used: its weights come from ModelT2V.pth
     missing = _missing_parts(sd_root, needed, dict(_REQUIREMENTS, unet=(("config.json",), ())))
@@ -251,7 +241,7 @@ def load_released(
 
 
 __all__ = [
-    "MODEL_INDEX",
+    "COMPONENTS",
     "ModelFolderError",
     "VidRDComponents",
     "check_model_folder",

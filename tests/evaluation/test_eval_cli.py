@@ -29,7 +29,7 @@ def test_counts_follow_training_split(fake_ucf101):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from vidrd_model.testing import make_tiny_vidrd
+    from vidrd_testing.tiny_vidrd import make_tiny_vidrd
 
     return make_tiny_vidrd(tmp_path_factory.mktemp("tiny") / "model")
 

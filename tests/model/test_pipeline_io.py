@@ -7,7 +7,7 @@ import torch
 
 from vidrd_model.models import CheckpointMismatchError, TemporalAutoencoderKL, VidRDUNet3DConditionModel
 from vidrd_model.pipeline_io import ModelFolderError, VidRDComponents, load_released, load_vidrd, save_vidrd
-from vidrd_model.testing import TOKENIZER_MAX_LENGTH, make_tiny_sd2, make_tiny_vidrd
+from vidrd_testing.tiny_vidrd import TOKENIZER_MAX_LENGTH, make_tiny_sd2, make_tiny_vidrd
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_missing_parts_are_named(tiny_folder, tmp_path):
     with pytest.raises(ModelFolderError) as err:
         load_vidrd(broken)
     msg = str(err.value)
-    assert "vae/" in msg and "unet/diffusion_pytorch_model.safetensors" in msg and "make_tiny_vidrd" in msg
+    assert "vae/" in msg and "unet/diffusion_pytorch_model.safetensors" in msg and "vidrd-model init" in msg
 
 
 def test_load_released_checkpoint_format(tmp_path):

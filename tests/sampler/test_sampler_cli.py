@@ -15,7 +15,7 @@ COMMON = ["--num-clips", str(K), "--num-frames", str(N), "--overlap-frames", str
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from vidrd_model.testing import make_tiny_vidrd
+    from vidrd_testing.tiny_vidrd import make_tiny_vidrd
 
     return make_tiny_vidrd(tmp_path_factory.mktemp("tiny") / "model", perturb_temporal=0.05)
 
@@ -80,7 +80,7 @@ def test_training_checkpoint_is_applied_onto_its_base_model(tiny_model, tmp_path
 def test_released_checkpoint_with_sd_base_folder(tmp_path):
     """ModelT2V.pth (state_dict with unet.* / text_encoder.*) + an SD 2.x folder load through the CLI's path."""
     from vidrd_model.sampling.model_source import load_components
-    from vidrd_model.testing import make_tiny_components, make_tiny_sd2
+    from vidrd_testing.tiny_vidrd import make_tiny_components, make_tiny_sd2
 
     sd = make_tiny_sd2(tmp_path / "sd21")
     ref = make_tiny_components(seed=3)

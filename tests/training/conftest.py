@@ -57,9 +57,10 @@ def built_shards(tmp_path_factory, ray_session) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny random VidRD model folder (unet, vae, text_encoder, tokenizer, scheduler)."""
-    testing = pytest.importorskip("vidrd_model.testing", reason="vidrd_model.testing (make_tiny_vidrd) not built yet")
+    from vidrd_testing.tiny_vidrd import make_tiny_vidrd
+
     path = tmp_path_factory.mktemp("tiny_vidrd") / "model"
-    testing.make_tiny_vidrd(path)
+    make_tiny_vidrd(path)
     return path
 
 

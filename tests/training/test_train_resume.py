@@ -6,7 +6,7 @@ import torch
 
 from tests.training.conftest import tiny_train_config
 from vidrd_model.training import run_training, single_process_context
-from vidrd_model.training.checkpointing import list_checkpoints
+from vidrd_model.training.checkpointing import list_checkpoints, load_training_state
 from vidrd_model.training.runner import build_task
 
 CPU = torch.device("cpu")
@@ -49,8 +49,8 @@ def test_resume_equals_straight_run_and_only_chosen_groups_change(built_shards, 
     assert first.losses + second.losses == straight.losses  # same batches, same noise, same timesteps
     for name, value in resumed_task.unet.state_dict().items():
         torch.testing.assert_close(value, after[name], rtol=0, atol=1e-6, msg=name)
-    ema_straight = torch.load(list_checkpoints(tmp_path / "straight")[-1] / "training_state.pt", weights_only=False)["ema"]
-    ema_resumed = torch.load(list_checkpoints(run_dir)[-1] / "training_state.pt", weights_only=False)["ema"]
+    ema_straight = load_training_state(list_checkpoints(tmp_path / "straight")[-1])["ema"]
+    ema_resumed = load_training_state(list_checkpoints(run_dir)[-1])["ema"]
     assert ema_resumed["num_updates"] == ema_straight["num_updates"] == 4
     for name, value in ema_straight["shadow"].items():
         torch.testing.assert_close(ema_resumed["shadow"][name], value, rtol=0, atol=1e-6)

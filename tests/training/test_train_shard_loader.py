@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidrd_model.data import ClipSpec, LoaderConfig, ShardClipDataset, build_train_loader, expand_shard_spec
-from vidrd_model.data.synthetic_shards import write_synthetic_shards
+from vidrd_testing.synthetic_shards import write_synthetic_shards
 
 
 def _cfg(shards, **kw) -> LoaderConfig:

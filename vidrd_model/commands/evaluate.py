@@ -206,8 +206,8 @@ def generate_plan(args, plan, settings, video_dir: Path) -> dict:
     import torch
     from tqdm.auto import tqdm
 
+    from vidrd_model.pipeline_vidrd import VidRDPipeline
     from vidrd_model.sampling.model_source import load_components
-    from vidrd_model.sampling.pipeline import generate_long_video
     from vidrd_model.sampling.schedulers import make_scheduler
     from vidrd_model.sampling.writer import VideoWriter
 
@@ -217,17 +217,17 @@ def generate_plan(args, plan, settings, video_dir: Path) -> dict:
         vae_finetuned=args.vae_finetuned, base_model=args.base_model, use_ema=not args.no_ema,
         device=args.device, dtype=getattr(torch, args.dtype),
     )
+    pipe = VidRDPipeline.from_components(components)
+    pipe.scheduler = make_scheduler(args.scheduler, components.scheduler.config)
     for job in tqdm(todo, desc="generating", unit="video", disable=args.no_progress):
         final = video_dir / job.relative_path
         partial = final.with_name(final.stem + ".partial.mp4")
-        scheduler = make_scheduler(args.scheduler, components.scheduler.config)
         generator = torch.Generator(device=args.device).manual_seed(job.seed)
         meta = {"prompt": job.prompt, "class": job.class_name, "seed": job.seed, "sampler": settings.to_dict(),
                 "scheduler": args.scheduler, "decode": args.decode, "drop_overlap": args.drop_overlap}
         with VideoWriter(partial, fps=args.fps, metadata=meta, sidecar=False) as writer:
-            generate_long_video(components, job.prompt, settings, writer.write_clip, scheduler,
-                                negative_prompt=args.negative_prompt, height=args.height, width=args.width,
-                                generator=generator, decode_mode=args.decode, drop_overlap=args.drop_overlap,
-                                progress=False)
+            pipe(job.prompt, settings=settings, negative_prompt=args.negative_prompt, height=args.height,
+                 width=args.width, generator=generator, decode_mode=args.decode, drop_overlap=args.drop_overlap,
+                 output_type=None, on_clip=writer.write_clip, progress=False)
         os.replace(partial, final)
     return source

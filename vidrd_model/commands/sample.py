@@ -156,8 +156,8 @@ def run(args) -> int:
     import torch
 
     import vidrd_model
+    from vidrd_model.pipeline_vidrd import VidRDPipeline
     from vidrd_model.sampling.model_source import load_components
-    from vidrd_model.sampling.pipeline import generate_long_video
     from vidrd_model.sampling.schedulers import make_scheduler
     from vidrd_model.sampling.writer import VideoWriter
 
@@ -180,9 +180,11 @@ def run(args) -> int:
     except (ValueError, FileNotFoundError) as exc:  # missing / incomplete model: say what and where, no traceback
         print(f"vidrd-model sample: {exc}", file=sys.stderr)
         return 2
+    pipe = VidRDPipeline.from_components(components)
+    pipe.scheduler = make_scheduler(args.scheduler, components.scheduler.config)  # copied afresh for every video
     for i, (prompt, path) in enumerate(zip(prompts, paths)):
         seed = args.seed + i
-        scheduler = make_scheduler(args.scheduler, components.scheduler.config)
+        scheduler = pipe.scheduler
         generator = torch.Generator(device=args.device).manual_seed(seed)
         metadata = {
             "prompt": prompt,
@@ -206,12 +208,11 @@ def run(args) -> int:
             grid_path=path.with_name(path.stem + "_grid.png") if args.grid else None,
         )
         with writer:
-            info = generate_long_video(
-                components, prompt, settings, writer.write_clip, scheduler,
-                negative_prompt=args.negative_prompt, height=args.height, width=args.width,
-                generator=generator, decode_mode=args.decode, drop_overlap=args.drop_overlap,
-                progress=not args.no_progress,
-            )
+            info = pipe(
+                prompt, settings=settings, negative_prompt=args.negative_prompt, height=args.height,
+                width=args.width, generator=generator, decode_mode=args.decode, drop_overlap=args.drop_overlap,
+                output_type=None, on_clip=writer.write_clip, progress=not args.no_progress,
+            ).info[0]
             writer.metadata.update(height=info["height"], width=info["width"], frames=info["frames"])
         print(json.dumps({"video": str(path), "frames": info["frames"], "size": [info["width"], info["height"]]}))
     return 0

@@ -9,50 +9,36 @@ from typing import Optional
 
 import torch
 
-TRAIN_STATE_FILE = "training_state.pt"
-TRAIN_CONFIG_FILE = "train_config.yaml"
+from ..checkpoint_layout import TRAIN_CONFIG, is_training_checkpoint, recorded_base_model, trained_component_folders
 
-
-def is_training_checkpoint(path: str | Path) -> bool:
-    p = Path(path)
-    return (p / TRAIN_STATE_FILE).is_file() and not (p / "model_index.json").is_file()
+__all__ = ["is_training_checkpoint", "load_components", "load_training_checkpoint"]
 
 
 def _checkpoint_base(path: Path, base_model: Optional[str]) -> str:
-    if base_model:
-        return base_model
-    cfg_file = path / TRAIN_CONFIG_FILE
-    if cfg_file.is_file():
-        import yaml
-
-        cfg = yaml.safe_load(cfg_file.read_text()) or {}
-        base = (cfg.get("model") or {}).get("pretrained")
-        if base:
-            return base
+    base = base_model or recorded_base_model(path)
+    if base:
+        return base
     raise ValueError(
         f"{path} is a training checkpoint holding only the trained component; its base model is not recorded "
-        f"in {TRAIN_CONFIG_FILE}: pass --base-model <VidRD model folder>"
+        f"in {TRAIN_CONFIG}: pass --base-model <VidRD model folder>"
     )
 
 
 def load_training_checkpoint(path: str | Path, base_model: Optional[str], device, dtype, use_ema: bool = True):
-    """A base model folder with the checkpoint's trained UNet or VAE (its EMA weights when saved and `use_ema`)."""
+    """A base model (VidRD folder, or SD 2.x inflated) with the checkpoint's trained UNet or VAE (its EMA weights
+    when saved and `use_ema`)."""
     from ..models import TemporalAutoencoderKL, VidRDUNet3DConditionModel
-    from ..pipeline_io import load_vidrd
+    from ..sd_inflate import load_any_model
 
     path = Path(path)
-    components = load_vidrd(_checkpoint_base(path, base_model), device=device, dtype=dtype)
-    replaced = []
-    for name, cls in (("unet", VidRDUNet3DConditionModel), ("vae", TemporalAutoencoderKL)):
-        for folder in ([f"{name}_ema"] if use_ema else []) + [name]:
-            if (path / folder).is_dir():
-                model = cls.from_pretrained(path / folder, torch_dtype=dtype).to(device).eval()
-                setattr(components, name, model)
-                replaced.append(folder)
-                break
-    if not replaced:
+    found = trained_component_folders(path, use_ema)
+    if not found:
         raise ValueError(f"training checkpoint {path} holds neither unet/ nor vae/ (nor their _ema/ copies)")
-    return components, replaced
+    components = load_any_model(_checkpoint_base(path, base_model), device=device, dtype=dtype, what="base model")
+    classes = {"unet": VidRDUNet3DConditionModel, "vae": TemporalAutoencoderKL}
+    for name, folder in found.items():
+        setattr(components, name, classes[name].from_pretrained(folder, torch_dtype=dtype).to(device).eval())
+    return components, [folder.name for folder in found.values()]
 
 
 def load_components(
@@ -66,7 +52,7 @@ def load_components(
     dtype: torch.dtype = torch.float32,
 ) -> tuple[object, dict]:
     """(components, a description of what was loaded, for the output's metadata)."""
-    from ..pipeline_io import load_released, load_vidrd
+    from ..pipeline_io import load_released
 
     if released_checkpoint:
         if model:
@@ -88,4 +74,6 @@ def load_components(
         comps, replaced = load_training_checkpoint(model, base_model, device, dtype, use_ema)
         return comps, {"kind": "training_checkpoint", "checkpoint": str(model), "replaced": replaced,
                        "base_model": _checkpoint_base(Path(model), base_model)}
-    return load_vidrd(model, device=device, dtype=dtype), {"kind": "model_folder", "path": str(model)}
+    from ..sd_inflate import load_any_model
+
+    return load_any_model(model, device=device, dtype=dtype), {"kind": "model_folder", "path": str(model)}

@@ -1,5 +1,5 @@
-"""Checkpoints: OUTPUT/checkpoints/checkpoint-{step:08d}/ holding the trained component in diffusers format
-(`unet/` or `vae/`, plus `*_ema/` with EMA), `training_state.pt` and the resolved config.
+"""Checkpoints (layout: `vidrd_model.checkpoint_layout`): the trained component in diffusers format, the
+training state as JSON + safetensors (no pickle, see `state_io`), and the resolved config.
 
 Written under a temporary name and renamed when complete, so a run killed mid-save never leaves a checkpoint
 that `--resume latest` would pick up half-written. Only the newest `keep_last` are kept.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import shutil
 from pathlib import Path
 
@@ -18,22 +17,13 @@ import numpy as np
 import torch
 import yaml
 
+from ..checkpoint_layout import TRAIN_CONFIG, checkpoint_dir, has_training_state, list_checkpoints
+from .state_io import load_training_state, save_training_state
+
 logger = logging.getLogger(__name__)
 
-STATE_FILE = "training_state.pt"
-_NAME = re.compile(r"^checkpoint-(\d{8})$")
-
-
-def checkpoint_dir(output_dir: str | Path, step: int) -> Path:
-    return Path(output_dir) / "checkpoints" / f"checkpoint-{step:08d}"
-
-
-def list_checkpoints(output_dir: str | Path) -> list[Path]:
-    root = Path(output_dir) / "checkpoints"
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if _NAME.match(p.name) and (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
+__all__ = ["checkpoint_dir", "list_checkpoints", "load_training_state", "resolve_resume", "restore_rng_state",
+           "rng_state", "save_checkpoint"]
 
 
 def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
@@ -46,22 +36,32 @@ def resolve_resume(resume: str | None, output_dir: str | Path) -> Path | None:
             logger.info("--resume latest: no checkpoint in %s yet, starting from step 0", output_dir)
         return found[-1] if found else None
     path = Path(resume)
-    if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(f"--resume {resume}: no {STATE_FILE} there; pass a checkpoint-NNNNNNNN folder or 'latest'")
+    if not has_training_state(path):
+        raise FileNotFoundError(f"--resume {resume}: no training state there; pass a checkpoint-NNNNNNNN folder "
+                                "or 'latest'")
     return path
 
 
 def rng_state(generator: torch.Generator) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "generator": generator.get_state(), "generator_device": str(generator.device)}
+    """Every RNG's state as tensors and plain numbers (saved without pickle)."""
+    version, mt, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": version, "state": torch.tensor(mt, dtype=torch.int64), "gauss_next": gauss_next},
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(), "generator": generator.get_state(), "generator_device": str(generator.device),
+    }
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda"] = list(torch.cuda.get_rng_state_all())
     return state
 
 
 def restore_rng_state(state: dict, generator: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    py, npy = state["python"], state["numpy"]
+    random.setstate((py["version"], tuple(int(x) for x in py["state"].tolist()), py["gauss_next"]))
+    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     generator.set_state(state["generator"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
@@ -75,16 +75,11 @@ def save_checkpoint(output_dir, step: int, save_weights, training_state: dict, c
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     save_weights(tmp)
-    torch.save(training_state, tmp / STATE_FILE)
-    (tmp / "train_config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    save_training_state(tmp, training_state)
+    (tmp / TRAIN_CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     if keep_last > 0:
         for old in list_checkpoints(output_dir)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def load_training_state(path: Path) -> dict:
-    # Our own file (optimizer state, RNG tuples, numpy arrays): not loadable with weights_only.
-    return torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)

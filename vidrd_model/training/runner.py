@@ -22,9 +22,9 @@ TASKS = ("unet", "vae")
 def load_components(pretrained: str | None, device: torch.device):
     if not pretrained:
         raise ValueError("no model to train from: pass --pretrained DIR (a VidRD model folder, e.g. one made by "
-                         "vidrd_model.testing.make_tiny_vidrd, or SD 2.1-base inflated to VidRD)")
-    from ..pipeline_io import load_vidrd
-    return load_vidrd(pretrained, device=device, dtype=torch.float32)
+                         "`vidrd-model init`, or an SD 2.x folder, inflated on load)")
+    from ..sd_inflate import load_any_model
+    return load_any_model(pretrained, device=device, dtype=torch.float32, what="--pretrained")
 
 
 def build_task(kind: str, config: TrainConfig, device: torch.device):

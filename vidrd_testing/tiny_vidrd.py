@@ -143,7 +143,7 @@ def make_tiny_text_encoder(vocab_size: int, seed: int = 0):
 
 def _perturb_temporal(model: torch.nn.Module, scale: float, seed: int) -> None:
     """Give the (zero-initialised) temporal layers small random values so they do something."""
-    from .models import is_temporal_key
+    from vidrd_model.models import is_temporal_key
 
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -159,8 +159,8 @@ def make_tiny_components(seed: int = 0, tmp_tokenizer_dir: str | os.PathLike | N
 
     from diffusers import DDIMScheduler
 
-    from .models import TemporalAutoencoderKL, VidRDUNet3DConditionModel
-    from .pipeline_io import VidRDComponents
+    from vidrd_model.models import TemporalAutoencoderKL, VidRDUNet3DConditionModel
+    from vidrd_model.pipeline_io import VidRDComponents
 
     torch.manual_seed(seed)
     unet = VidRDUNet3DConditionModel.from_config(
@@ -186,7 +186,7 @@ def make_tiny_vidrd(path: str | os.PathLike, seed: int = 0, perturb_temporal: fl
     ``perturb_temporal``: std of noise added to the temporal layers (0 keeps them at their fresh,
     identity initialisation). ``unet_overrides``: e.g. ``add_temp_conv=False``.
     """
-    from .pipeline_io import save_vidrd
+    from vidrd_model.pipeline_io import save_vidrd
 
     components = make_tiny_components(seed, perturb_temporal=perturb_temporal, **unet_overrides)
     return save_vidrd(components, path)
