@@ -195,7 +195,7 @@ def bench_stage_memory(args) -> dict:
     from vidrd_data.manifest import load_manifest
     from vidrd_data.runtime import apply_stage
     from vidrd_data.sources.base import get_reader
-    from vidrd_data.stages.base import get_stage
+    from vidrd_data.stages.base import make_stage
 
     tmp = Path(tempfile.mkdtemp(prefix="vidrd_mem_"))
     results = {}
@@ -217,7 +217,7 @@ def bench_stage_memory(args) -> dict:
             items = [it for it in reader.list_items() if it.alive]
             stages, loads = [], {}
             for name, params in src.stage_params():
-                stage, loads[name], _ = _stage_peak(lambda: get_stage(name)(params, ctx))
+                stage, loads[name], _ = _stage_peak(lambda: make_stage(name, params, ctx))
                 stages.append(stage)
             peaks = {s.name: [0.0, 0.0, 0] for s in stages}  # rss peak, python peak, calls with live items
             outcomes, reasons = Counter(), Counter()

@@ -51,12 +51,12 @@ def _ctx(seconds: float):
 
 def _stages(seconds: float, k: int):
     import vidrd_data.stages  # noqa: F401
-    from vidrd_data.stages.base import get_stage
+    from vidrd_data.stages.base import make_stage
 
     ctx = _ctx(seconds)
     specs = [("probe", {}), ("plan_clips", {"policy": "multi", "max_clips": k}), ("cut", {"keyframes": [0.5]}),
              ("encode", {"preset": "veryfast", "crf": 20})]
-    return [get_stage(n)(p, ctx) for n, p in specs]
+    return [make_stage(n, p, ctx) for n, p in specs]
 
 
 _WORKER_STAGES = None

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from vidrd_data import __version__
 from vidrd_data.items import FAILED, Item
 from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
+from vidrd_data.plan_check import check_plan
 from vidrd_data.runtime import StepPlan, build_dataset, configure_data_context, init_ray, plan_steps
 from vidrd_data.sink import CommittedState, ShardPlan, ShardSink, plan_shards, scan_committed, write_dataset_info
 from vidrd_data.sources.base import get_reader
@@ -149,12 +150,13 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
 
 def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: bool = True,
           retry_failed: bool = False, max_items: int | None = None, progress: bool = True,
-          out: Callable[[str], None] = print) -> BuildReport:
+          out: Callable[[str], None] = print, output: str | None = None) -> BuildReport:
     t0 = time.time()
-    resolved = load_manifest(manifest_path)
+    resolved = load_manifest(manifest_path, output=output)
     m = resolved.manifest
     output = _output_path(m.output)
     ctx = make_context(resolved)
+    check_plan(resolved, ctx)  # every recipe chain and stage parameter, before Ray starts
     address = ray_address if ray_address is not None else m.ray.address
     resources = init_ray(address, m.ray.num_cpus, m.ray.object_store_mb)
     configure_data_context()

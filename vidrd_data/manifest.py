@@ -1,8 +1,10 @@
 """Manifest and recipe schemas (pydantic), validated before any work.
 
 A manifest says what to build (output, clip spec, shard size, sources, models, Ray); each source names a
-recipe (`pipelines/<kind>.yaml`: the ordered stages and their parameters) and may override parameters per
-stage. Every error names the file, the field path, the bad value and what is allowed.
+recipe (the ordered stages and their parameters) by name (`recipe: image_text`: one of the recipes shipped
+in `vidrd_data/recipes/`) or by path, and may override parameters per stage. Every error names the file,
+the field path, the bad value and what is allowed. Stage names, parameters and chains are checked by
+`vidrd_data.plan_check`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-KINDS = ("image_text", "short_video", "long_video")
+RECIPES_DIR = Path(__file__).resolve().parent / "recipes"  # shipped as package data
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 
@@ -89,11 +91,6 @@ class ModelSpec(BaseModel):
     num_actors: int = Field(1, ge=1)
 
 
-class EncodeSpec(_Strict):
-    preset: str = "veryfast"
-    crf: int = Field(20, ge=0, le=51)
-
-
 class StageSpec(_Strict):
     stage: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -110,7 +107,7 @@ class Recipe(_Strict):
 class SourceSpec(_Strict):
     name: str
     kind: Literal["image_text", "short_video", "long_video"]
-    recipe: str | None = None  # default: pipelines/<kind>.yaml
+    recipe: str | None = None  # a shipped recipe's name (image_text) or a YAML path; default: the kind's name
     input: dict[str, Any]
     overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     weight: float | None = Field(None, gt=0)  # recorded for the trainer's source mixing
@@ -136,9 +133,7 @@ class Manifest(_Strict):
     output: str
     clip: ClipSpec = Field(default_factory=ClipSpec)
     shard: ShardSpec = Field(default_factory=ShardSpec)
-    encode: EncodeSpec = Field(default_factory=EncodeSpec)
     ray: RaySpec = Field(default_factory=RaySpec)
-    seed: int = 0
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     sources: list[SourceSpec] = Field(min_length=1)
 
@@ -181,14 +176,28 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def shipped_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
 def find_recipe(ref: str, manifest_path: Path) -> Path:
-    """A recipe path: absolute, or relative to the working dir, the manifest's dir, or its parent (repo root)."""
+    """A recipe by name (`image_text`: shipped with the package) or by path: absolute, or relative to the
+    working dir, the manifest's dir or its parent. A path into a `pipelines/` folder that is not there (an
+    installed copy, a manifest moved away from the repo) falls back to the shipped recipe of that name."""
     p = Path(ref).expanduser()
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, manifest_path.parent / p, manifest_path.parent.parent / p]
+    if p.suffix not in (".yaml", ".yml") and len(p.parts) == 1:  # a name
+        candidates = [RECIPES_DIR / f"{ref}.yaml"]
+    elif p.is_absolute():
+        candidates = [p]
+    else:
+        candidates = [Path.cwd() / p, manifest_path.parent / p, manifest_path.parent.parent / p]
+        if p.parent.name == "pipelines":
+            candidates.append(RECIPES_DIR / p.name)
     for c in candidates:
         if c.is_file():
             return c.resolve()
-    raise ManifestError(f"{manifest_path}: recipe {ref!r} not found (looked in: {', '.join(str(c) for c in candidates)})")
+    raise ManifestError(f"{manifest_path}: recipe {ref!r} not found (looked in: {', '.join(str(c) for c in candidates)}); "
+                        f"shipped recipes, usable by name: {', '.join(shipped_recipes())}")
 
 
 def load_recipe(path: Path) -> Recipe:
@@ -213,10 +222,6 @@ class ResolvedManifest(BaseModel):
     manifest: Manifest
     sources: list[ResolvedSource]
 
-    @property
-    def base_dir(self) -> Path:
-        return Path(self.path).parent
-
     def as_dict(self) -> dict[str, Any]:
         return {"manifest": self.manifest.model_dump(mode="json"),
                 "recipes": {s.spec.name: s.recipe.model_dump(mode="json") for s in self.sources}}
@@ -226,22 +231,24 @@ class ResolvedManifest(BaseModel):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load_manifest(path: str | Path) -> ResolvedManifest:
-    """Read, validate and resolve a manifest (recipes, overrides, reader inputs, stage names and params)."""
+def load_manifest(path: str | Path, *, output: str | None = None) -> ResolvedManifest:
+    """Read, validate and resolve a manifest (recipes, overrides, reader inputs). `output` overrides the
+    manifest's output (`vidrd-data build --output`)."""
     path = Path(path).resolve()
     data = _read_yaml(path)
+    if output:
+        data["output"] = output
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         raise ManifestError(_format_errors(str(path), exc)) from None
 
     from vidrd_data.sources.base import get_reader
-    from vidrd_data.stages.base import get_stage
 
     resolved = []
     for i, src in enumerate(manifest.sources):
         where = f"{path}: sources[{i}] ({src.name})"
-        recipe_path = find_recipe(src.recipe or f"pipelines/{src.kind}.yaml", path)
+        recipe_path = find_recipe(src.recipe or src.kind, path)
         recipe = load_recipe(recipe_path)
         if recipe.kind != src.kind:
             raise ManifestError(f"{where}: recipe {recipe_path.name} is for kind {recipe.kind!r}, the source is {src.kind!r}")
@@ -250,11 +257,6 @@ def load_manifest(path: str | Path) -> ResolvedManifest:
             if name not in stage_names:
                 raise ManifestError(f"{where}.overrides: no stage {name!r} in {recipe_path.name}; stages: {stage_names}")
         stages = [StageSpec(stage=s.stage, params={**s.params, **src.overrides.get(s.stage, {})}) for s in recipe.stages]
-        for s in stages:
-            try:
-                get_stage(s.stage)
-            except KeyError as exc:
-                raise ManifestError(f"{recipe_path}: {exc.args[0]}") from None
         recipe = recipe.model_copy(update={"stages": stages})
         try:
             reader_cls = get_reader(src.kind, src.input["format"])

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidrd_data.items import Item, from_row, to_row
 from vidrd_data.ray_session import init_ray  # noqa: F401 - moved; re-exported for old importers
-from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage
+from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, make_stage
 
 log = logging.getLogger("vidrd_data")
 
@@ -86,7 +86,7 @@ def run_cpu_stages(batch: dict[str, np.ndarray], specs: list[tuple[str, dict]], 
     cache_key = hash((repr(specs), ctx.config_hash))
     stages = _STAGE_CACHE.get(cache_key)
     if stages is None:
-        stages = _STAGE_CACHE[cache_key] = [get_stage(n)(p, ctx) for n, p in specs]
+        stages = _STAGE_CACHE[cache_key] = [make_stage(n, p, ctx) for n, p in specs]
     items = _rows_to_items(batch)
     for stage in stages:
         items = apply_stage(stage, items)
@@ -97,7 +97,7 @@ class ModelStageActor:
     """An actor-pool member: loads the stage (and its model) once, then maps batches."""
 
     def __init__(self, name: str, params: dict, ctx: StageContext):
-        self.stage = get_stage(name)(params, ctx)
+        self.stage = make_stage(name, params, ctx)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
         return _items_to_batch(apply_stage(self.stage, _rows_to_items(batch)))
@@ -127,8 +127,6 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
     steps: list[StepPlan] = []
     for name, params in specs:
         cls = get_stage(name)
-        cls.check_params(params)
-        cls.check(params, ctx)
         res = cls.resources(params, ctx)
         if cls.uses_model:
             model_cfg = models.get(params.get("model", name), {})

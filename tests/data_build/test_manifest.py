@@ -79,5 +79,6 @@ def test_misspelt_stage_parameter_fails_before_any_work(tmp_path, ray_session):
 
     doc = _base(tmp_path)
     doc["sources"][0]["overrides"] = {"pseudo_motion": {"upscale_limt": 1.5}}
-    with pytest.raises(ManifestError, match=r"pseudo_motion: unknown params \['upscale_limt'\]; allowed: .*upscale_limit"):
+    with pytest.raises(ManifestError, match=r"stage pseudo_motion \(stages\[\d+\]\): invalid params\n"
+                                            r"  upscale_limt: unknown parameter; allowed: .*upscale_limit"):
         build(_write(tmp_path, doc), progress=False, out=lambda s: None)

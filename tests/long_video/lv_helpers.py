@@ -10,7 +10,7 @@ import numpy as np
 
 from vidrd_data.items import Item
 from vidrd_data.runtime import apply_stage
-from vidrd_data.stages.base import StageContext, get_stage
+from vidrd_data.stages.base import StageContext, make_stage
 
 CODE_BITS = 10  # frame index written as black/white blocks in a band at the top of the frame
 SIZE = 320
@@ -19,7 +19,7 @@ SIZE = 320
 def run_stages(items: list[Item], steps: list[tuple[str, dict]], ctx: StageContext) -> list[Item]:
     """The recipe's stages in order, in this process, with the runtime's per-item failure isolation."""
     for name, params in steps:
-        stage = get_stage(name)(params, ctx)
+        stage = make_stage(name, params, ctx)
         items = apply_stage(stage, items)
     return items
 

@@ -7,7 +7,7 @@ import pytest
 
 from vidrd_testing.demo_videos_long import prepare_tiny_clip
 from vidrd_data.items import Item
-from vidrd_data.stages.base import StageContext, get_stage
+from vidrd_data.stages.base import StageContext, get_stage, make_stage
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def test_embed_shots_with_open_clip_gives_unit_vectors_per_shot_frame(tiny_clip)
     ctx = StageContext(clip={"fps": 8, "size": [64, 64], "frames": 8}, models={"clip": tiny_clip})
     cls = get_stage("embed_shots")
     cls.check({"model": "clip"}, ctx)
-    stage = cls({"model": "clip"}, ctx)
+    stage = make_stage("embed_shots", {"model": "clip"}, ctx)
     rng = np.random.default_rng(0)
     items = [Item(key=f"v{i}", source="s", input_id=str(i),
                   data={"shot_frames": rng.integers(0, 255, (n, 2, 224, 224, 3), np.uint8)},

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from vidrd_data.items import Item
 from vidrd_data.models.convert_minigpt4 import ConversionError, add_parser, convert
 from vidrd_data.models.minigpt4 import MiniGPT4Captioner, clean_output, prompt_for
-from vidrd_data.stages.base import StageContext, get_stage
+from vidrd_data.stages.base import StageContext, get_stage, make_stage
 
 GEN = {"max_new_tokens": 8, "min_new_tokens": 4, "no_repeat_ngram_size": 1}
 
@@ -98,7 +98,7 @@ def test_caption_stage_selects_minigpt4_and_checks_the_model_up_front(tiny_minig
     cls = get_stage("caption")
     params = {"model": "minigpt4", "minigpt4": GEN}
     cls.check(params, ctx)
-    stage = cls(params, ctx)
+    stage = make_stage("caption", params, ctx)
     items = [Item(key=f"k{i}", source="s", input_id=str(i), data={"keyframes": np.full((1, 64, 64, 3), 40 * i, np.uint8)})
              for i in range(3)]
     out = stage.process_batch(items)
@@ -118,7 +118,7 @@ def test_caption_stage_selects_blip2_for_long_videos(tmp_path):
     params = {"model": "blip2", "minigpt4": GEN, "blip2": {"max_new_tokens": 6}}  # an override flips `model` only
     cls = get_stage("caption")
     cls.check(params, ctx)
-    stage = cls(params, ctx)
+    stage = make_stage("caption", params, ctx)
     items = [Item(key="k", source="s", input_id="0", data={"keyframes": np.full((2, 64, 64, 3), 90, np.uint8)})]
     out = stage.process_batch(items)
     assert out[0].meta["captions"]["blip2"] and "minigpt4" not in out[0].meta["captions"]

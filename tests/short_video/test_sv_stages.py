@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vidrd_data.items import FAILED, OK
-from vidrd_data.stages.base import StageContext, get_stage
+from vidrd_data.stages.base import StageContext, get_stage, make_stage
 from vidrd_data.sources.base import get_reader
 
 
@@ -22,7 +22,7 @@ def reader(fmt: str, base: Path, **params):
 def run(stage: str, items, ctx, **params):
     cls = get_stage(stage)
     cls.check(params, ctx)
-    s = cls(params, ctx)
+    s = make_stage(stage, params, ctx)
     out = []
     for it in items:
         out.extend(s.process_batch([it]) if it.alive else [it])
@@ -189,7 +189,7 @@ def test_blip2_and_label_captions(class_root, sv_ctx, tiny_blip2):
     params = {"model": "blip2", "max_new_tokens": 10, "min_new_tokens": 5, "no_repeat_ngram_size": 1}
     cls.check(params, ctx)
     assert cls.resources(params, ctx).num_gpus == 0  # no Ray / no GPU here: CPU
-    clips = cls(params, ctx).process_batch(clips)  # all clips, one batched call
+    clips = make_stage("caption_blip2", params, ctx).process_batch(clips)  # all clips, one batched call
     clips = run("caption_label", clips, ctx)
     clips = run("caption_select", clips, ctx, priority=["blip2", "label"])
     assert len(clips) == 4

@@ -4,7 +4,7 @@ The model is a local directory (anything saved with `save_pretrained`, e.g. the 
 looked up in the local Hugging Face cache only (`snapshot_download(..., local_files_only=True)`): a build
 never downloads weights. Any BLIP-2 checkpoint works (OPT or Flan-T5 language model).
 
-Device "auto": CUDA when present, in fp16 there (dtype "auto"), else CPU in fp32.
+Path, device and dtype are chosen by vidrd_data.models.service ("auto": CUDA in fp16 when present, else CPU).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vidrd_data.models.service import ModelNotFound, pick_device, pick_dtype, resolve_model_dir
+
+__all__ = ["Blip2Captioner", "ModelNotFound", "resolve_blip2"]
+
 DEFAULT_MODEL = "Salesforce/blip2-opt-2.7b"
 # config.json, plus the processor's config (older checkpoints: preprocessor_config.json; transformers 5 saves
 # processor_config.json)
 REQUIRED_FILES = ("config.json", ("preprocessor_config.json", "processor_config.json"))
-
-
-class ModelNotFound(FileNotFoundError):
-    """The model is neither a local directory nor in the local Hugging Face cache."""
 
 
 def _how_to_provide(model: str) -> str:
@@ -33,44 +33,10 @@ def _how_to_provide(model: str) -> str:
 
 def resolve_blip2(model: str | None, base_dir: str | os.PathLike = ".") -> Path:
     """A local directory holding the model: `model` as a path (absolute or relative to `base_dir`), else as a
-    hub id in the local cache. Raises ModelNotFound naming the model, where it looked and how to provide it."""
+    hub id in the local cache (models.service.resolve_model_dir). Raises ModelNotFound."""
     model = model or DEFAULT_MODEL
-    local = Path(model).expanduser()
-    local = local if local.is_absolute() else Path(base_dir) / local
-    looks_like_path = model.startswith((".", "/", "~")) or model.count("/") != 1 or local.exists()
-    if local.is_dir():
-        path = local
-    elif looks_like_path:
-        raise ModelNotFound(f"BLIP-2 model {model!r} not found: no directory {local.resolve()}; "
-                            + _how_to_provide(DEFAULT_MODEL if model.count("/") != 1 else model))
-    else:
-        from huggingface_hub import constants, snapshot_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-
-        try:
-            path = Path(snapshot_download(model, local_files_only=True))
-        except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-            raise ModelNotFound(
-                f"BLIP-2 model {model!r} not found: not a local directory ({local.resolve()}) and not in the Hugging "
-                f"Face cache ({constants.HF_HUB_CACHE}; HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}); "
-                + _how_to_provide(model)) from None
-    missing = [" or ".join(f) if isinstance(f, tuple) else f for f in REQUIRED_FILES
-               if not any((path / name).is_file() for name in ((f,) if isinstance(f, str) else f))]
-    if missing:
-        raise ModelNotFound(f"BLIP-2 model {model!r} at {path} is incomplete (missing {'; '.join(missing)}); "
-                            + _how_to_provide(model if model.count("/") == 1 else DEFAULT_MODEL))
-    return path
-
-
-def pick_device(device: str = "auto", dtype: str = "auto"):
-    import torch
-
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if dtype == "auto":
-        dt = torch.float16 if dev.startswith("cuda") else torch.float32
-    else:
-        dt = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    return dev, dt
+    return resolve_model_dir(model, base_dir, label="BLIP-2", setting="models.blip2.path", required=REQUIRED_FILES,
+                             how_to=_how_to_provide(model if model.count("/") == 1 else DEFAULT_MODEL))
 
 
 class Blip2Captioner:
@@ -82,7 +48,8 @@ class Blip2Captioner:
         import torch
         from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-        self.device, self.dtype = pick_device(device, dtype)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
         self.processor = Blip2Processor.from_pretrained(str(path))
         self.model = Blip2ForConditionalGeneration.from_pretrained(str(path), dtype=self.dtype).to(self.device).eval()
         self.prompt = prompt or ""

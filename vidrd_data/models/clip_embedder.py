@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from vidrd_data.models.service import ModelNotFound, looks_like_file, pick_device, pick_dtype, resolve_model_file
+
 
 class ImageEmbedder(Protocol):
     name: str
@@ -61,12 +63,9 @@ class ColorHistogramEmbedder:
         return {"model": self.name, "bins": self.bins}
 
 
-def resolve_device(device: str | None = "auto") -> str:
-    import torch
-
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+def resolve_clip_spec(spec: dict[str, Any], base_dir: str | os.PathLike = ".") -> dict[str, Any]:
+    """The spec with its local files (checkpoint, config) resolved against the build's base dir."""
+    return {**spec, **{k: resolve_model_file(spec[k], base_dir) for k in ("checkpoint", "config") if spec.get(k)}}
 
 
 def check_clip_spec(spec: dict[str, Any]) -> None:
@@ -79,10 +78,9 @@ def check_clip_spec(spec: dict[str, Any]) -> None:
     if cfg and not Path(cfg).is_file():
         raise FileNotFoundError(f"models.clip.config not found: {cfg}")
     ckpt = spec.get("checkpoint")
-    looks_like_path = ckpt and (os.sep in str(ckpt) or Path(ckpt).suffix in (".bin", ".pt", ".pth", ".safetensors"))
-    if looks_like_path and not Path(ckpt).is_file():
-        raise FileNotFoundError(f"CLIP checkpoint not found: {ckpt} (models.clip.checkpoint); download it "
-                                f"once (e.g. open_clip's release for {spec['name']}) and point the manifest at the file")
+    if looks_like_file(ckpt) and not Path(ckpt).is_file():
+        raise ModelNotFound(f"CLIP checkpoint not found: {ckpt} (models.clip.checkpoint); download it "
+                            f"once (e.g. open_clip's release for {spec['name']}) and point the manifest at the file")
 
 
 def _config_beside(spec: dict[str, Any]) -> str | None:
@@ -104,14 +102,16 @@ class OpenClipEmbedder:
 
         check_clip_spec(spec)
         self.spec = dict(spec)
-        self.device = resolve_device(device or spec.get("device"))
+        self.device = pick_device(device or spec.get("device"))
+        dtype = pick_dtype(spec.get("dtype"), self.device)
+        precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")  # open_clip's names
         self.batch_size = int(spec.get("batch_size", batch_size))
         config = spec.get("config") or _config_beside(spec)
         if config:
             open_clip.add_model_config(config)  # registers the json's stem as an architecture name
         model, _, preprocess = open_clip.create_model_and_transforms(
             spec["name"], pretrained=spec.get("checkpoint"), cache_dir=spec.get("cache_dir"),
-            device=self.device, precision="fp16" if self.device.startswith("cuda") else "fp32")
+            device=self.device, precision=precision)
         self.model = model.eval()
         self.preprocess = preprocess
         self._torch = torch
@@ -134,10 +134,25 @@ class OpenClipEmbedder:
                 "device": self.device}
 
 
+_SHARED_CLIP: dict[str, OpenClipEmbedder] = {}
+
+
+def shared_open_clip(spec: dict[str, Any], device: str | None = "auto") -> OpenClipEmbedder:
+    """One open_clip instance per process and spec: embed_shots, clip_align and aesthetic load it once."""
+    import json
+
+    # the weights and where they run identify the instance (batch size, pool size and the like do not)
+    ident = {k: spec.get(k) for k in ("name", "checkpoint", "config", "cache_dir", "dtype")}
+    key = json.dumps([ident, pick_device(device or spec.get("device"))], sort_keys=True, default=str)
+    if key not in _SHARED_CLIP:
+        _SHARED_CLIP[key] = OpenClipEmbedder(spec, device=device)
+    return _SHARED_CLIP[key]
+
+
 def load_embedder(kind: str, spec: dict[str, Any] | None = None, device: str | None = "auto",
                   bins: int = 8) -> ImageEmbedder:
     if kind == "clip":
-        return OpenClipEmbedder(spec or {}, device=device)
+        return shared_open_clip(spec or {}, device=device)
     if kind == "color_histogram":
         return ColorHistogramEmbedder(bins=bins)
     raise ValueError(f"embedder must be 'clip' or 'color_histogram', got {kind!r}")

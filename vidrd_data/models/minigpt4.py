@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+from vidrd_data.models.service import pick_device, pick_dtype, resolve_model_dir
 
 MARKER = "minigpt4.json"
 SYSTEM = ("Give the following image: <Img>ImageContent</Img>. You will be able to see the image once I provide it "
@@ -47,26 +48,14 @@ def clean_output(text: str) -> str:
     return text.split(SEP)[0].split("Assistant:")[-1].strip()
 
 
-def check_minigpt4_folder(path: str | Path | None) -> Path:
+def check_minigpt4_folder(path: str | Path | None, base_dir: str | Path = ".") -> Path:
+    """The converted folder (a local path, relative to `base_dir`, or a hub id in the local cache)."""
     if not path:
         raise ValueError("models.minigpt4.path is required (a folder made by `vidrd-data models convert-minigpt4`)")
-    p = Path(path).expanduser()
-    if not p.is_dir():
-        raise FileNotFoundError(f"MiniGPT-4 folder not found: {p} (models.minigpt4.path); build it from the released "
-                                "checkpoints with `vidrd-data models convert-minigpt4 --help`")
-    missing = [n for n in ("config.json", MARKER) if not (p / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"{p} is not a converted MiniGPT-4 folder (missing {', '.join(missing)}); make one with "
-                                "`vidrd-data models convert-minigpt4`")
-    return p
-
-
-def _dtype(name: str, device: str):
-    import torch
-
-    if name in (None, "auto"):
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, name)
+    return resolve_model_dir(str(path), base_dir, label="MiniGPT-4", setting="models.minigpt4.path",
+                             required=("config.json", MARKER),
+                             how_to="make one from the released checkpoints with `vidrd-data models "
+                                    "convert-minigpt4 --help`")
 
 
 class MiniGPT4Captioner:
@@ -76,13 +65,11 @@ class MiniGPT4Captioner:
         import torch
         from transformers import AutoTokenizer, Blip2ForConditionalGeneration, BlipImageProcessor
 
-        from vidrd_data.models.clip_embedder import resolve_device
-
         self.path = check_minigpt4_folder(path)
         self.info = json.loads((self.path / MARKER).read_text())
-        self.device = resolve_device(device)
+        self.device = pick_device(device)
         self.model = Blip2ForConditionalGeneration.from_pretrained(
-            self.path, dtype=_dtype(dtype, self.device)).to(self.device).eval()
+            self.path, dtype=pick_dtype(dtype, self.device)).to(self.device).eval()
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.processor = BlipImageProcessor.from_pretrained(self.path)
         self.gen = {"max_new_tokens": int(max_new_tokens), "num_beams": int(num_beams),

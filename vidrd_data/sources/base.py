@@ -44,6 +44,7 @@ class SourceReader:
     kind: ClassVar[str]
     format: ClassVar[str]
     Params: ClassVar[type[ReaderParams]] = ReaderParams
+    provides: ClassVar[tuple[str, ...]] = ("path",)  # item.data keys its items carry (vidrd_data.plan_check)
 
     def __init__(self, source_name: str, params: ReaderParams, base_dir: Path):
         self.source_name = source_name

@@ -68,6 +68,7 @@ class WebDatasetParams(ReaderParams):
 class WebDatasetReader(SourceReader):
     """img2dataset shards: KEY.jpg|png|webp + KEY.txt (+ KEY.json with url, width, height...)."""
     Params = WebDatasetParams
+    provides = ("tar", "member", "caption_member")
 
     def _tars(self) -> list[Path]:
         urls = [self.params.urls] if isinstance(self.params.urls, str) else self.params.urls

@@ -1,17 +1,25 @@
 """Stage contract: a small unit that maps a batch of items to items.
 
-A stage is a class registered under a name (the name used in `pipelines/*.yaml`). It is constructed once
-per worker (a Ray task for CPU stages, an actor for model stages, which load their model in `__init__`)
-with its parameters and the build context, and then called on batches. It never touches the output's
-filesystem (only the sink writes). Per-item errors are the runtime's business: it calls `process_batch`,
-and if that raises, retries the items one by one and marks the ones that still raise as failed with the
-stage name and the error, so one bad input never stops the job.
+A stage is a class registered under a name (the name used in recipes) that declares, at class level:
+- `Params`: a pydantic model of its parameters (unknown names and bad values fail before any work);
+- `requires` / `provides`: the item keys it reads and sets (`item.data` keys; `meta.<name>` for item.meta
+  entries; a tuple inside `requires` means any one of those keys), so a recipe's chain is checked before
+  any work (vidrd_data.plan_check);
+- `resources()`: what one worker asks Ray for; `check()`: checks that need the build context (a model
+  that must exist, the clip spec).
+It is built once per worker (a Ray task for CPU stages, an actor for model stages) by `make_stage`, which
+calls `setup()`: model stages load their model there, once per worker. It never touches the output's
+filesystem. Per-item errors are the runtime's business: it calls `process_batch`, and if that raises,
+retries the items one by one and marks the ones that still raise as failed with the stage name and the
+error, so one bad input never stops the job.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from vidrd_data.items import Item
 
@@ -51,32 +59,50 @@ class StageContext:
     package_version: str = ""
 
 
+class StageParams(BaseModel):
+    """Parameters every stage accepts; a stage's `Params` subclasses this (unknown names fail)."""
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int | None = Field(None, ge=1)  # items per call (read by the runtime)
+
+
+class ModelStageParams(StageParams):
+    """What every model stage accepts on top: overrides of its `models.<key>` block (models.service)."""
+    num_actors: int | None = Field(None, ge=1)  # actor pool size
+    device: str | None = None  # auto | cpu | cuda[:N]; default: the manifest's models.<key>.device
+    dtype: str | None = None  # auto | float32 | float16 | bfloat16
+
+
 class Stage:
     name: ClassVar[str] = "stage"
-    uses_model: ClassVar[bool] = False  # True: runs in a Ray actor pool, loads its model once per actor
+    uses_model: ClassVar[bool] = False  # True: runs in a Ray actor pool, loads its model in setup()
     batch_size: ClassVar[int] = 1
-    PARAMS: ClassVar[tuple[str, ...] | None] = None  # the parameters it accepts (None: not checked)
+    Params: ClassVar[type[StageParams]] = StageParams
+    requires: ClassVar[tuple[str | tuple[str, ...], ...]] = ()  # item keys read; a tuple: any one of them
+    provides: ClassVar[tuple[str, ...]] = ()  # item keys set
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
-        self.params = dict(params)
+        self.config = self.Params.model_validate(params)
+        # bodies read a plain dict: the validated values, with the declared defaults filled in
+        self.params = self.config.model_dump(exclude_none=True)
         self.ctx = ctx
+
+    def setup(self) -> None:
+        """Load models and other per-worker state (called once per worker, after construction)."""
+
+    @classmethod
+    def validate(cls, params: dict[str, Any], ctx: StageContext) -> StageParams:
+        """Every up-front check of one stage's parameters: the schema, then `check` (context, models)."""
+        typed = cls.Params.model_validate(params)
+        cls.check(params, ctx)
+        return typed
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
         return Resources()
 
     @classmethod
-    def check_params(cls, params: dict[str, Any]) -> None:
-        """A misspelt parameter in a recipe or override fails up front, listing what the stage accepts."""
-        if cls.PARAMS is None:
-            return
-        unknown = set(params) - set(cls.PARAMS)
-        if unknown:
-            raise ValueError(f"{cls.name}: unknown params {sorted(unknown)}; allowed: {list(cls.PARAMS)}")
-
-    @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        """Up-front validation (before any work): raise ValueError naming the bad parameter / missing model."""
+        """Up-front checks that need the context (before any work): raise ValueError / FileNotFoundError."""
 
     def process(self, item: Item) -> list[Item]:
         """One live item in, zero or more items out (return [item] to keep it)."""
@@ -87,3 +113,10 @@ class Stage:
         for item in items:
             out.extend(self.process(item))
         return out
+
+
+def make_stage(name: str, params: dict[str, Any], ctx: StageContext) -> Stage:
+    """The stage as a worker runs it: built from its params, then set up (models loaded) once."""
+    stage = get_stage(name)(params, ctx)
+    stage.setup()
+    return stage

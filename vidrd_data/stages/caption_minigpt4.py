@@ -9,30 +9,15 @@ checks, batching), so the captioners themselves stay single-purpose.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ConfigDict, Field
 
 from vidrd_data.items import Item
-from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, register_stage
+from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, get_stage, register_stage
 
 CAPTIONERS = ("minigpt4", "blip2")
-
-
-def model_actor_resources(device: str | None = "auto") -> Resources:
-    """One GPU per actor when the cluster has one (and the device is not pinned to cpu). Without a GPU, on
-    small nodes (< 8 CPUs) an actor reserves no CPU: Ray holds an actor's CPUs for its lifetime, and this
-    recipe's two pools (embed_shots, caption) would leave a 2-core node no room for the 1-CPU task stages
-    between them (a hang; any fractional share hangs a 1-CPU node). Sharing cores is only slower."""
-    import ray
-
-    if not ray.is_initialized():
-        return Resources(num_cpus=1)
-    if ray.cluster_resources().get("GPU", 0) >= 1 and device != "cpu":
-        return Resources(num_cpus=1, num_gpus=1)
-    node_cpus = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")]
-    return Resources(num_cpus=1 if node_cpus and min(node_cpus) >= 8 else 0)
 
 
 def keyframes_of(item: Item, n: int | None = None) -> np.ndarray:
@@ -55,36 +40,49 @@ class CaptionMiniGPT4(Stage):
 
     uses_model = True
     batch_size = 8
-    PARAMS = ("model_key", "device", "dtype", "max_new_tokens", "min_new_tokens", "num_beams", "question",
-              "repetition_penalty", "no_repeat_ngram_size", "keyframes", "batch_size", "num_actors")
+    GENERATE = ("max_new_tokens", "min_new_tokens", "num_beams", "question", "repetition_penalty",
+                "no_repeat_ngram_size")
+
+    class Params(ModelStageParams):
+        model_key: str = "minigpt4"  # the manifest's models.<model_key> block
+        path: str | None = None  # overrides models.<model_key>.path
+        keyframes: int | None = Field(None, ge=1)  # at most this many of the clip's keyframes
+        question: str | None = None
+        max_new_tokens: int | None = Field(None, ge=1)
+        min_new_tokens: int | None = Field(None, ge=0)
+        num_beams: int | None = Field(None, ge=1)
+        repetition_penalty: float | None = Field(None, gt=0)
+        no_repeat_ngram_size: int | None = Field(None, ge=0)
+
+    requires = (("keyframes", "frames"),)
+    provides = ("meta.captions",)
 
     @classmethod
     def _spec(cls, params, ctx) -> dict[str, Any]:
-        spec = dict(ctx.models.get(params.get("model_key", "minigpt4")) or {})
-        if spec.get("path") and not Path(spec["path"]).expanduser().is_absolute():
-            spec["path"] = str(Path(ctx.base_dir) / spec["path"])  # relative paths: from the build's base dir
-        return spec
+        from vidrd_data.models.service import model_settings
+
+        return model_settings(ctx.models, params.get("model_key", "minigpt4"), params)
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         from vidrd_data.models.minigpt4 import check_minigpt4_folder
 
-        check_minigpt4_folder(cls._spec(params, ctx).get("path"))
+        check_minigpt4_folder(cls._spec(params, ctx).get("path"), ctx.base_dir)
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
-        return model_actor_resources(params.get("device", cls._spec(params, ctx).get("device", "auto")))
+        from vidrd_data.models.service import actor_resources
 
-    def __init__(self, params: dict[str, Any], ctx: StageContext):
-        super().__init__(params, ctx)
-        from vidrd_data.models.minigpt4 import MiniGPT4Captioner
+        return actor_resources(cls._spec(params, ctx).get("device"))
 
-        spec = self._spec(params, ctx)
-        gen = {k: params[k] for k in ("max_new_tokens", "min_new_tokens", "num_beams", "question",
-                                      "repetition_penalty", "no_repeat_ngram_size") if k in params}
-        self.captioner = MiniGPT4Captioner(spec.get("path"), device=params.get("device", spec.get("device", "auto")),
-                                           dtype=params.get("dtype", spec.get("dtype", "auto")), **gen)
-        self.keyframes = params.get("keyframes")
+    def setup(self) -> None:
+        from vidrd_data.models.minigpt4 import MiniGPT4Captioner, check_minigpt4_folder
+
+        spec = self._spec(self.params, self.ctx)
+        gen = {k: self.params[k] for k in self.GENERATE if k in self.params}
+        self.captioner = MiniGPT4Captioner(check_minigpt4_folder(spec.get("path"), self.ctx.base_dir),
+                                           device=spec.get("device", "auto"), dtype=spec.get("dtype", "auto"), **gen)
+        self.keyframes = self.params.get("keyframes")
 
     def process_batch(self, items: list[Item]) -> list[Item]:
         clips = [keyframes_of(it, self.keyframes) for it in items]
@@ -103,6 +101,16 @@ class Caption(Stage):
     uses_model = True
     batch_size = 8
 
+    class Params(StageParams):
+        # the delegate's own parameters, flat or under its name, are checked by the delegate's Params
+        model_config = ConfigDict(extra="allow")
+        model: str = "minigpt4"  # minigpt4 | blip2
+        minigpt4: dict[str, Any] | None = None
+        blip2: dict[str, Any] | None = None
+
+    requires = (("keyframes", "frames"),)
+    provides = ("meta.captions",)
+
     @staticmethod
     def _delegate(params: dict[str, Any]) -> tuple[type[Stage], dict[str, Any]]:
         model = params.get("model", "minigpt4")
@@ -118,20 +126,17 @@ class Caption(Stage):
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         stage_cls, sub = cls._delegate(params)
-        stage_cls.check_params(sub)
-        stage_cls.check(sub, ctx)
+        stage_cls.validate(sub, ctx)
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
         stage_cls, sub = cls._delegate(params)
-        res = stage_cls.resources(sub, ctx)
-        # without a GPU, a CPU share only: this recipe has two actor pools (embed_shots, caption)
-        return res if res.num_gpus else model_actor_resources("cpu")
+        return stage_cls.resources(sub, ctx)
 
-    def __init__(self, params: dict[str, Any], ctx: StageContext):
-        super().__init__(params, ctx)
-        stage_cls, sub = self._delegate(params)
-        self.inner = stage_cls(sub, ctx)
+    def setup(self) -> None:
+        stage_cls, sub = self._delegate(self.params)
+        self.inner = stage_cls(sub, self.ctx)
+        self.inner.setup()
 
     def process_batch(self, items: list[Item]) -> list[Item]:
         return self.inner.process_batch(items)

@@ -11,21 +11,14 @@ all the clips of a batch in one batched forward pass, and merges a clip's frame 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from vidrd_data.captions import MERGE_RULES, label_to_caption, label_words, merge_captions
 from vidrd_data.items import Item
-from vidrd_data.stages.base import Resources, Stage, StageContext, register_stage
-
-
-def _gpu_if_cluster_has_one(device: str | None) -> Resources:
-    """One GPU per actor where the cluster has one (read on the driver after ray.init), else CPU."""
-    import ray
-
-    gpus = ray.cluster_resources().get("GPU", 0) if ray.is_initialized() else 0
-    return Resources(num_cpus=1, num_gpus=1 if gpus >= 1 and (device or "auto") != "cpu" else 0)
+from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 
 
 @register_stage("caption_blip2")
@@ -36,35 +29,45 @@ class CaptionBlip2(Stage):
     batch_size = 16
     GENERATE = ("prompt", "max_new_tokens", "min_new_tokens", "num_beams", "repetition_penalty",
                 "no_repeat_ngram_size")
-    PARAMS = ("model", "model_key", "path", "device", "dtype", "merge", "keyframes", "batch_size", "num_actors",
-              *GENERATE)
+
+    class Params(ModelStageParams):
+        model: str = "blip2"  # the manifest's models.<model> block
+        model_key: str | None = None  # the same, under its older name (wins over `model`)
+        path: str | None = None  # overrides models.<model>.path
+        merge: Literal[MERGE_RULES] = "consensus"  # several keyframes -> one caption (captions.merge_captions)
+        keyframes: int | None = Field(None, ge=1)  # at most this many of the clip's keyframes
+        prompt: str | None = None
+        max_new_tokens: int | None = Field(None, ge=1)
+        min_new_tokens: int | None = Field(None, ge=0)
+        num_beams: int | None = Field(None, ge=1)
+        repetition_penalty: float | None = Field(None, gt=0)
+        no_repeat_ngram_size: int | None = Field(None, ge=0)
+
+    requires = (("keyframes", "frames"),)
+    provides = ("meta.captions",)
 
     @classmethod
     def _spec(cls, params: dict[str, Any], ctx: StageContext) -> dict[str, Any]:
-        key = params.get("model_key", params.get("model", "blip2"))
-        spec = dict(ctx.models.get(key) or {})
-        for k in ("path", "device", "dtype", "batch_size"):
-            if params.get(k) is not None:
-                spec[k] = params[k]
-        spec.setdefault("key", key)
-        return spec
+        from vidrd_data.models.service import model_settings
+
+        return model_settings(ctx.models, params.get("model_key") or params.get("model", "blip2"), params)
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         from vidrd_data.models.blip2 import resolve_blip2
 
-        if params.get("merge", "consensus") not in MERGE_RULES:
-            raise ValueError(f"caption_blip2.merge must be one of {', '.join(MERGE_RULES)}, got {params.get('merge')!r}")
         resolve_blip2(cls._spec(params, ctx).get("path"), ctx.base_dir)  # a missing model fails before any work
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
-        return _gpu_if_cluster_has_one(cls._spec(params, ctx).get("device"))
+        from vidrd_data.models.service import actor_resources
 
-    def __init__(self, params: dict[str, Any], ctx: StageContext):
-        super().__init__(params, ctx)
+        return actor_resources(cls._spec(params, ctx).get("device"))
+
+    def setup(self) -> None:
         from vidrd_data.models.blip2 import Blip2Captioner, resolve_blip2
 
+        params, ctx = self.params, self.ctx
         spec = self._spec(params, ctx)
         self.model_name = spec.get("path") or "Salesforce/blip2-opt-2.7b"
         gen = {k: params[k] for k in self.GENERATE if k in params}
@@ -115,13 +118,22 @@ class CaptionLabel(Stage):
     classes to their own caption where the rule reads badly. No label: the candidate stays null.
     """
 
-    PARAMS = ("template", "templates", "batch_size")
+    class Params(StageParams):
+        template: str | None = None  # e.g. "a video of people {label}"
+        templates: dict[str, str] = Field(default_factory=dict)  # class -> its own caption
+
+        @field_validator("template")
+        @classmethod
+        def _has_label(cls, v: str | None) -> str | None:
+            if v is not None and "{label}" not in v:
+                raise ValueError(f"caption_label.template must contain {{label}}, got {v!r}")
+            return v
+
+    provides = ("meta.captions",)
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        tpl = params.get("template")
-        if tpl is not None and "{label}" not in tpl:
-            raise ValueError(f"caption_label.template must contain {{label}}, got {tpl!r}")
+        cls.Params.model_validate(params)  # the template rule, for callers that check without building
 
     def process(self, item: Item) -> list[Item]:
         label = item.meta.get("label")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from vidrd_data.items import Item
 from vidrd_data.media.encode import EncodeSettings, encode_jpg, encode_mp4
-from vidrd_data.stages.base import Stage, register_stage
+from vidrd_data.stages.base import Stage, StageParams, register_stage
 
 
 @register_stage("caption_select")
 class CaptionSelect(Stage):
     """Clean every candidate caption, keep them all in json.captions, pick one by priority (else filter)."""
 
-    PARAMS = ("priority", "batch_size")
+    class Params(StageParams):
+        priority: list[str] = Field(["original", "minigpt4", "blip2", "label"], min_length=1)  # candidate names
+
+    requires = ("meta.captions",)
+    provides = ("caption",)
 
     def process(self, item: Item) -> list[Item]:
         from vidrd_data.captions import select_caption
@@ -33,7 +39,13 @@ class CaptionSelect(Stage):
 class Encode(Stage):
     """frames -> H.264 mp4 (shard format) + middle-frame jpg poster; records json.video."""
 
-    PARAMS = ("fps", "preset", "crf", "batch_size")
+    class Params(StageParams):
+        fps: float | None = Field(None, gt=0)  # default: the clip spec's fps
+        preset: str = "veryfast"  # x264 preset
+        crf: int = Field(20, ge=0, le=51)
+
+    requires = ("frames",)
+    provides = ("mp4", "jpg")
 
     def process(self, item: Item) -> list[Item]:
         frames = item.data.pop("frames")

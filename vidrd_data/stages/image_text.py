@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageOps
+from pydantic import Field
 
 from vidrd_data import pseudo_motion as pm
 from vidrd_data.items import Item
-from vidrd_data.stages.base import Stage, register_stage
+from vidrd_data.stages.base import Stage, StageParams, register_stage
 
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own, configurable limit (and say so in the row)
 
@@ -57,7 +59,12 @@ def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
 class LoadImage(Stage):
     """Read image bytes + caption; reject empty, corrupt, truncated or oversized images with the reason."""
 
-    PARAMS = ("max_pixels", "min_side", "batch_size")
+    class Params(StageParams):
+        max_pixels: int = Field(80_000_000, gt=0)  # larger images are filtered (too_large), never decoded
+        min_side: int = Field(64, ge=1)  # shorter side below this: filtered (too_small)
+
+    requires = (("path", "member"),)  # a file (folder, table readers) or a tar member (webdataset)
+    provides = ("image", "meta.captions")
 
     def process(self, item: Item) -> list[Item]:
         max_pixels = int(self.params.get("max_pixels", 80_000_000))
@@ -102,7 +109,16 @@ class LoadImage(Stage):
 class PseudoMotion(Stage):
     """Image -> `clip.frames` frames of seeded synthetic camera motion at `clip.size`."""
 
-    PARAMS = ("seed", "kinds", "zoom_range", "pan_range", "easing", "upscale_limit", "batch_size")
+    class Params(StageParams):
+        seed: int = 0  # with the sample key, fixes the motion
+        kinds: list[str] = Field(default_factory=lambda: list(pm.KINDS), min_length=1)
+        zoom_range: tuple[float, float] = (1.15, 1.5)
+        pan_range: tuple[float, float] = (0.5, 1.0)
+        easing: Literal["linear", "ease_in_out"] = "ease_in_out"
+        upscale_limit: float = Field(2.0, gt=0)
+
+    requires = ("image",)
+    provides = ("frames",)
 
     @classmethod
     def check(cls, params, ctx) -> None:

@@ -11,14 +11,14 @@ clip spec's frames, recording the true span of the content.
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from vidrd_data.items import Item, make_key
 from vidrd_data.segmentation import SegmentRules, Shot, segment_shots, shots_from_cuts
-from vidrd_data.stages.base import Resources, Stage, StageContext, register_stage
+from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, scan_video
 
 _EPS = 1e-6
@@ -47,16 +47,26 @@ class ShotDetect(Stage):
                   "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
                   "proxy_max_mb")
 
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        unknown = set(params) - set(cls._SCAN_KEYS) - {"max_shot_s", "edge_margin_s", "frames_per_shot", *_RUNTIME_KEYS}
-        if unknown:
-            raise ValueError(f"shot_detect: unknown params {sorted(unknown)}; allowed: "
-                             f"{sorted(cls._SCAN_KEYS + ('max_shot_s', 'edge_margin_s', 'frames_per_shot'))}")
-        if params.get("detector", "content") not in ("content", "adaptive"):
-            raise ValueError(f"shot_detect.detector must be content or adaptive, got {params['detector']!r}")
-        if int(params.get("frames_per_shot", 2)) < 2:
-            raise ValueError("shot_detect.frames_per_shot must be >= 2 (one near the start, one near the end)")
+    class Params(StageParams):
+        # scan settings (None: ScanConfig's default; the long_video recipe states each one)
+        detector: Literal["content", "adaptive"] | None = None
+        threshold: float | None = Field(None, gt=0)
+        adaptive_threshold: float | None = Field(None, gt=0)
+        min_content_val: float | None = Field(None, ge=0)
+        window_width: int | None = Field(None, ge=1)
+        min_scene_len_s: float | None = Field(None, ge=0)
+        luma_only: bool | None = None
+        detect_width: int | None = Field(None, ge=16)
+        frame_skip: int | None = Field(None, ge=0)
+        embed_fps: float | None = Field(None, gt=0)
+        embed_size: int | None = Field(None, ge=16)
+        proxy_max_mb: float | None = Field(None, ge=0)
+        max_shot_s: float = Field(20.0, gt=0)  # longer shots get evenly spaced forced cuts
+        edge_margin_s: float = Field(0.3, ge=0)
+        frames_per_shot: int = Field(2, ge=2)  # one near the start, one near the end (at least)
+
+    requires = ("path",)
+    provides = ("shots", "shot_frames", "shot_frame_times")
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)
@@ -109,39 +119,41 @@ class EmbedShots(Stage):
     uses_model = True
     batch_size = 8
 
+    class Params(ModelStageParams):
+        model: Literal["clip", "color_histogram"] = "clip"  # color_histogram: no model, no weights
+        model_key: str = "clip"  # the manifest's models.<model_key> block (open_clip name + checkpoint)
+        bins: int = Field(4, ge=2, le=64)  # color_histogram: bins per channel
+
+    requires = ("shot_frames",)
+    provides = ("shot_emb",)
+
     @classmethod
     def _spec(cls, params, ctx) -> dict[str, Any]:
-        spec = dict(ctx.models.get(params.get("model_key", "clip")) or {})
-        for k in ("checkpoint", "config"):  # relative local files: from the build's base dir
-            local = Path(ctx.base_dir) / str(spec.get(k, ""))
-            if spec.get(k) and not Path(spec[k]).is_absolute() and local.is_file():
-                spec[k] = str(local)
-        return spec
+        from vidrd_data.models.clip_embedder import resolve_clip_spec
+        from vidrd_data.models.service import model_settings
+
+        return resolve_clip_spec(model_settings(ctx.models, params.get("model_key", "clip"), params), ctx.base_dir)
 
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         from vidrd_data.models.clip_embedder import check_clip_spec
 
-        model = params.get("model", "clip")
-        if model == "clip":
+        if params.get("model", "clip") == "clip":
             check_clip_spec(cls._spec(params, ctx))
-        elif model != "color_histogram":
-            raise ValueError(f"embed_shots.model must be clip or color_histogram, got {model!r}")
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
-        from vidrd_data.stages.caption_minigpt4 import model_actor_resources
+        from vidrd_data.models.service import actor_resources
 
-        if params.get("model", "clip") != "clip":
-            return model_actor_resources("cpu")
-        return model_actor_resources(params.get("device", cls._spec(params, ctx).get("device", "auto")))
+        clip = params.get("model", "clip") == "clip"
+        return actor_resources(cls._spec(params, ctx).get("device") if clip else "cpu")
 
-    def __init__(self, params: dict[str, Any], ctx: StageContext):
-        super().__init__(params, ctx)
+    def setup(self) -> None:
         from vidrd_data.models.clip_embedder import load_embedder
 
-        self.embedder = load_embedder(params.get("model", "clip"), self._spec(params, ctx),
-                                      device=params.get("device", "auto"), bins=int(params.get("bins", 4)))
+        spec = self._spec(self.params, self.ctx)
+        self.embedder = load_embedder(self.params.get("model", "clip"), spec, device=spec.get("device", "auto"),
+                                      bins=int(self.params.get("bins", 4)))
 
     def process_batch(self, items: list[Item]) -> list[Item]:
         live = [it for it in items if it.alive]
@@ -164,6 +176,19 @@ class EmbedShots(Stage):
 @register_stage("segment_shots")
 class SegmentShots(Stage):
     """Rules of vidrd_data.segmentation; fans a video out into one item per candidate segment."""
+
+    class Params(StageParams):
+        # None: SegmentRules' default (the long_video recipe states each one)
+        internal_min_sim: float | None = Field(None, ge=-1, le=1)
+        merge_min_sim: float | None = Field(None, ge=-1, le=1)
+        min_segment_s: float | None = Field(None, ge=0)
+        static_min_sim: float | None = Field(None, ge=-1, le=1)
+        redundant_min_sim: float | None = Field(None, ge=-1, le=1)
+        max_segment_s: float | None = Field(None, ge=0)
+        trim_s: float | None = Field(None, ge=0)
+
+    requires = ("shots", "shot_emb")
+    provides = ("segment",)
 
     @staticmethod
     def _rules(params: dict[str, Any]) -> SegmentRules:
@@ -229,10 +254,11 @@ class CutSegments(Stage):
     min/max_seconds the whole segment (capped) is taken.
     """
 
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        if int(params.get("keyframes", 1)) < 1:
-            raise ValueError("cut_segments.keyframes must be >= 1")
+    class Params(StageParams):
+        keyframes: int = Field(1, ge=1)  # frames handed to the captioner (1: the middle one; n: spread)
+
+    requires = ("segment", "path")
+    provides = ("frames", "keyframes")
 
     def process(self, item: Item) -> list[Item]:
         fps = float(self.ctx.clip["fps"])

@@ -9,12 +9,14 @@ cut        decodes the span to exactly the clip spec's frames/fps/size (PyAV, in
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from vidrd_data.items import Item, make_key
 from vidrd_data.media.decode import DecodeError, decode_spans
 from vidrd_data.media.probe import probe
-from vidrd_data.stages.base import Stage, StageContext, register_stage
+from vidrd_data.stages.base import Stage, StageParams, register_stage
 
 _EPS = 1e-6
 
@@ -25,12 +27,15 @@ _EPS = 1e-6
 class Probe(Stage):
     """Probe the file (media.probe: header + packet scan + first frame), fail what cannot give clips."""
 
-    PARAMS = ("backend", "max_side", "max_pixels", "min_side", "scan_packets", "batch_size")
+    class Params(StageParams):
+        backend: Literal["pyav", "ffprobe"] = "pyav"
+        max_side: int = Field(4096, ge=1)  # larger pictures fail (memory per worker)
+        max_pixels: int = Field(4096 * 2304, ge=1)
+        min_side: int = Field(16, ge=1)
+        scan_packets: bool = True  # demux once to find where the data really ends (truncated files)
 
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        if params.get("backend", "pyav") not in ("pyav", "ffprobe"):
-            raise ValueError(f"probe.backend must be pyav or ffprobe, got {params.get('backend')!r}")
+    requires = ("path",)
+    provides = ("meta.probe",)
 
     def process(self, item: Item) -> list[Item]:
         info = probe(item.data["path"], backend=self.params.get("backend", "pyav"),
@@ -65,14 +70,14 @@ class PlanClips(Stage):
     window when shorter, down to `min_seconds`). A video too short for one clip fails with its length.
     """
 
-    PARAMS = ("policy", "max_clips", "min_gap_seconds", "margin_seconds", "batch_size")
+    class Params(StageParams):
+        policy: Literal["center", "multi"] = "center"  # POLICIES
+        max_clips: int = Field(1, ge=1)  # multi: at most this many clips per video
+        min_gap_seconds: float = Field(0.0, ge=0)
+        margin_seconds: float = Field(0.0, ge=0)
 
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        if params.get("policy", "center") not in POLICIES:
-            raise ValueError(f"plan_clips.policy must be one of {', '.join(POLICIES)}, got {params.get('policy')!r}")
-        if int(params.get("max_clips", 1)) < 1:
-            raise ValueError("plan_clips.max_clips must be >= 1")
+    requires = ("meta.probe",)
+    provides = ("span",)
 
     def spans(self, start: float, end: float) -> list[tuple[float, float]]:
         clip, fps = self.ctx.clip, float(self.ctx.clip["fps"])
@@ -127,14 +132,12 @@ class PlanClips(Stage):
 class Cut(Stage):
     """Decode the span to exactly the clip spec: frames at fps, scaled to cover `size` and center-cropped."""
 
-    PARAMS = ("keyframes", "threads", "batch_size")
+    class Params(StageParams):
+        keyframes: list[Annotated[float, Field(ge=0, le=1)]] = Field([0.5], min_length=1)  # in the clip: 0 first, 1 last
+        threads: int = Field(1, ge=1)  # decoder threads per worker
 
-    @classmethod
-    def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
-        pos = params.get("keyframes", [0.5])
-        if not isinstance(pos, list) or not pos or not all(isinstance(p, (int, float)) and 0 <= p <= 1 for p in pos):
-            raise ValueError(f"cut.keyframes must be a list of positions in the clip in [0, 1] "
-                             f"(0 first frame, 1 last), got {pos!r}")
+    requires = ("path", "span")
+    provides = ("frames", "keyframes")
 
     def process_batch(self, items: list[Item]) -> list[Item]:
         """The clips of one video (plan_clips' fan-out arrives together) are cut in one decoding pass."""
