@@ -1,10 +1,12 @@
-"""`vidrd-data`: build text-to-video shards (build), look at them (inspect), manage models (models ...)."""
+"""`vidrd-data`: build text-to-video shards (build), see a build's plan without running it (plan), look at
+a built output (inspect), manage models (models ...)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,9 +17,15 @@ def _cmd_build(args) -> int:
     from vidrd_data.build import build
     from vidrd_data.manifest import ManifestError
 
+    if args.quiet:
+        quiet_ray()
     try:
         report = build(args.manifest, ray_address=args.ray_address, resume=not args.no_resume,
-                       retry_failed=args.retry_failed, max_items=args.max_items, progress=not args.quiet)
+                       retry_failed=args.retry_failed, max_items=args.max_items, progress=not args.quiet,
+                       output=args.output)
+        logs = ray_log_dir()
+        if logs:
+            print(f"  ray logs {logs}")
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -35,6 +43,48 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_plan(args) -> int:
+    from vidrd_data.build import make_context
+    from vidrd_data.manifest import ManifestError, load_manifest
+    from vidrd_data.plan_check import check_plan, count_inputs, describe_plan
+
+    try:
+        resolved = load_manifest(args.manifest, output=args.output)
+        ctx = make_context(resolved)
+        checked = check_plan(resolved, ctx)
+        counts = count_inputs(resolved, ctx)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = resolved.manifest
+    length = f"{m.clip.frames} frames" if m.clip.frames else f"{m.clip.min_seconds}-{m.clip.max_seconds} s"
+    print(f"vidrd-data plan: {m.name}  (config {resolved.config_hash()}); checked, nothing run")
+    print(f"  output   {m.output}")
+    print(f"  clip     {m.clip.size[0]}x{m.clip.size[1]} @ {m.clip.fps:g} fps, {length}; "
+          f"shards of <= {m.shard.max_samples} samples")
+    print(f"  ray      {args.ray_address or m.ray.address or 'embedded'}")
+    for line in describe_plan(checked, resolved, counts):
+        print(line)
+    return 0
+
+
+def quiet_ray() -> None:
+    """-q: nothing from Ray's Python loggers on the terminal; its logs still go to the session's log folder."""
+    for name in ("ray", "ray.data", "ray.train", "ray._private"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def ray_log_dir() -> str | None:
+    """The log folder of this process's Ray session (workers, raylet, GCS), or None without one."""
+    try:
+        import ray
+
+        node = ray._private.worker._global_node  # no public API for it (Ray 2.x)
+        return node.get_logs_dir_path() if ray.is_initialized() and node is not None else None
+    except (ImportError, AttributeError):
+        return None
+
+
 def _cmd_inspect(args) -> int:
     from vidrd_data.inspect_output import contact_sheet, summarize
 
@@ -50,21 +100,34 @@ def _cmd_inspect(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidrd-data", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (vidrd_data and libraries)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    b = sub.add_parser("build", help="build shards from a manifest")
-    b.add_argument("--manifest", required=True)
-    b.add_argument("--ray-address", default=None, help='join a Ray cluster ("auto", "ray://host:10001"); default: the manifest\'s ray.address, else embedded Ray')
+    b = sub.add_parser("build", help="build shards from a manifest",
+                       description="Validate the manifest and its recipes, print the plan, run the stages on Ray "
+                                   "and commit WebDataset shards (resuming where a previous run stopped).")
+    _manifest_args(b)
     b.add_argument("--no-resume", action="store_true", help="delete existing shards and start over")
     b.add_argument("--retry-failed", action="store_true", help="also rerun inputs whose committed rows are failed")
-    b.add_argument("--max-items", type=int, default=None, help="dry run: at most N pending inputs per source")
-    b.add_argument("--max-failed-fraction", type=float, default=None, help="exit 3 when more inputs failed than this")
-    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--max-items", type=int, default=None, metavar="N",
+                   help="a trial run: at most N pending inputs per source")
+    b.add_argument("--max-failed-fraction", type=float, default=None, metavar="F",
+                   help="exit 3 when more than this fraction of inputs failed (default: the manifest's "
+                        "ray.max_failed_fraction, 1.0)")
+    b.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the plan and the summary: no progress bar, nothing from Ray (its logs stay "
+                        "in the log folder the summary names)")
     b.set_defaults(func=_cmd_build)
 
+    pl = sub.add_parser("plan", help="validate a manifest and print its plan, without running anything",
+                        description="Check the manifest, every recipe's stage chain and parameters, the models "
+                                    "and the inputs, then print the plan (sources, input counts, stages, what "
+                                    "each reads and adds). Starts no Ray, writes nothing.")
+    _manifest_args(pl)
+    pl.set_defaults(func=_cmd_plan)
+
     i = sub.add_parser("inspect", help="counts, failure reasons and a contact sheet of a built output")
-    i.add_argument("output")
+    i.add_argument("output", help="a built output folder (the manifest's output)")
     i.add_argument("--sheet", default=None, help="contact sheet path (default OUT/contact_sheet.png)")
     i.add_argument("-n", type=int, default=12, help="clips on the contact sheet")
     i.set_defaults(func=_cmd_inspect)
@@ -80,6 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.add_parser(msub)
     return p
+
+
+def _manifest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", required=True, metavar="PATH", help="the corpus manifest (YAML), e.g. manifests/demo.yaml")
+    p.add_argument("--output", default=None, metavar="DIR_OR_URL",
+                   help="write here instead of the manifest's `output` (a local folder or an fsspec URL)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help='join a Ray cluster ("auto", "ray://host:10001"); default: the manifest\'s ray.address, '
+                        "else an embedded Ray")
 
 
 def main(argv: list[str] | None = None) -> int:

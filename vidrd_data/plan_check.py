@@ -114,12 +114,37 @@ def check_plan(resolved: ResolvedManifest, ctx: StageContext) -> list[CheckedSou
     return [check_source(resolved.path, i, src, ctx) for i, src in enumerate(resolved.sources)]
 
 
-def describe_plan(checked: list[CheckedSource], resolved: ResolvedManifest) -> list[str]:
+def count_inputs(resolved: ResolvedManifest, ctx: StageContext) -> list[int | None]:
+    """Per source: its inputs' root checked, and their number (None where the reader cannot tell cheaply)."""
+    from vidrd_data.sources.base import get_reader
+
+    counts: list[int | None] = []
+    for i, src in enumerate(resolved.sources):
+        spec = src.spec
+        reader_cls = get_reader(spec.kind, spec.input["format"])
+        reader = reader_cls(spec.name, reader_cls.Params.model_validate(spec.input), Path(ctx.base_dir))
+        try:
+            if hasattr(reader, "partitions"):  # partitioned readers: sizes without expanding the inputs
+                reader.plan()
+                sizes = [part.size for part in reader.partitions()]
+                n = None if any(s is None for s in sizes) else sum(sizes)
+            else:
+                reader.check()
+                n = len(reader.list_items())
+        except (OSError, ValueError) as exc:
+            raise PlanError(f"{resolved.path}: sources[{i}] ({spec.name}).input: {exc}") from None
+        counts.append(n if spec.limit is None or n is None else min(n, spec.limit))
+    return counts
+
+
+def describe_plan(checked: list[CheckedSource], resolved: ResolvedManifest,
+                  counts: list[int | None] | None = None) -> list[str]:
     """The checked plan as lines: per source its reader keys, then each stage with what it reads and adds."""
     lines = []
-    for src, cs in zip(resolved.sources, checked):
+    for i, (src, cs) in enumerate(zip(resolved.sources, checked)):
         s = src.spec
-        lines.append(f"  source   {s.name} [{s.kind}/{s.input['format']}] recipe {src.recipe_path}")
+        n = "" if counts is None else f"{'?' if counts[i] is None else counts[i]} inputs, "
+        lines.append(f"  source   {s.name} [{s.kind}/{s.input['format']}]: {n}recipe {src.recipe_path}")
         lines.append(f"             reader provides {', '.join(cs.reader_keys)}")
         for st in cs.stages:
             kind = "model actor pool" if st.stage_cls.uses_model else "CPU task"
