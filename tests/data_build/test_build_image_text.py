@@ -33,7 +33,6 @@ def demo_build(tmp_path_factory, demo_data, ray_session):
         for k in ("root", "path"):
             if k in src["input"] and not Path(src["input"][k]).is_absolute():
                 src["input"][k] = str(REPO / src["input"][k])
-        src["recipe"] = str(REPO / src["recipe"])
     for model in doc.get("models", {}).values():
         for k in ("path", "checkpoint"):
             if model.get(k) and not Path(model[k]).is_absolute() and (REPO / model[k]).exists():

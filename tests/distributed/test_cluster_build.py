@@ -103,8 +103,7 @@ def reference_keys(photos, tmp_path_factory, ray_session) -> list[str]:
 def _demo_manifest(repo: Path, demo: Path, out: Path, path: Path) -> Path:
     doc = yaml.safe_load((repo / "manifests" / "demo.yaml").read_text())
     doc["output"] = str(out)
-    for s in doc["sources"]:  # the manifest's relative paths, anchored at the repo
-        s["recipe"] = str(repo / s.get("recipe", f"pipelines/{s['kind']}.yaml"))
+    for s in doc["sources"]:  # the manifest's relative paths, anchored at the repo (recipes are named)
         for k in ("root", "path", "csv", "splits_dir"):
             if isinstance(s["input"].get(k), str):
                 s["input"][k] = str(repo / s["input"][k])
