@@ -17,7 +17,9 @@ from vidrd_data.items import Item
 
 SCHEMA_VERSION = 2
 CAPTION_KINDS = ("original", "blip2", "minigpt4", "label")
-SCORE_KEYS = ("clip_start_end_sim", "clip_boundary_before_sim", "clip_boundary_after_sim")
+SCORE_KEYS = ("clip_start_end_sim", "clip_boundary_before_sim", "clip_boundary_after_sim",
+              # curation signals (vidrd_data/stages/curation_*.py): null where the stage did not run
+              "clip_text_sim", "aesthetic", "motion_mean", "motion_max")
 VIDEO_KEYS = {"frames": int, "fps": float, "width": int, "height": int, "duration": float, "codec": str,
               "encoder": str, "preset": str, "crf": int, "pix_fmt": str}
 MOTION_KEYS = {"kind": str, "zoom_start": float, "zoom_end": float, "pan": list, "pan_fraction": float,

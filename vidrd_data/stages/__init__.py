@@ -4,6 +4,8 @@ from vidrd_data.stages import (  # noqa: F401
     caption_minigpt4,
     captioning,
     common,
+    curation_dedup,
+    curation_signals,
     image_text,
     long_video,
     short_video,

@@ -1,0 +1,94 @@
+"""The build-wide dedup index: one named Ray actor that every worker claims against.
+
+What "first" means. The index holds first occurrences only; a later claim of the same content is told whose
+it is. Within a batch, claims go in key order (deterministic for a partition). Across partitions and sources,
+the first to CLAIM wins: under parallelism that is the order in which tasks reach the dedup stage, which can
+differ between runs (the kept copy is always one of the duplicates, and `duplicate_of` always names a sample
+that is committed or about to be). Earlier builds come before this one: at start the index is seeded, in
+commit order, with the fingerprints of every committed success row of this output (resume) and of the
+outputs named in the stage's `against` parameter.
+
+Lifetime. The driver creates the actor (`ensure_index`, from the stage's `on_driver` hook) so it lives as long
+as the build; its name carries the Ray job id, so concurrent builds on one cluster never share one. Without
+Ray (unit tests, a plain loop) the index is a process-local object under the same name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from vidrd_data.curation.index import DedupIndex, Match
+
+log = logging.getLogger("vidrd_data")
+_LOCAL: dict[str, "IndexHolder"] = {}
+
+
+def committed_fingerprints(output: str) -> list[tuple[str, dict]]:
+    """(key, fingerprint) of every committed success row of `output` that recorded one, in commit order."""
+    from vidrd_data.sink import read_status
+
+    rows = read_status(output)
+    found = []
+    for key, status, metadata in zip(rows.get("key", []), rows.get("status", []), rows.get("metadata", [])):
+        if status != "success" or not metadata:
+            continue
+        details = json.loads(metadata).get("details")
+        fp = (json.loads(details) if details else {}).get("dedup")
+        if fp and fp.get("exact"):
+            found.append((key, fp))
+    return found
+
+
+class IndexHolder:
+    """The index plus its seeding; runs as the named actor or in-process."""
+
+    def __init__(self, max_distance: int, seed_outputs: list[str]):
+        self.index = DedupIndex(max_distance)
+        self.seeded: dict[str, int] = {}
+        for out in seed_outputs:
+            try:
+                entries = committed_fingerprints(out)
+            except FileNotFoundError:
+                entries = []
+            for key, fp in entries:
+                self.index.add(key, fp)
+            self.seeded[out] = len(entries)
+
+    def claim_many(self, claims: list[tuple[str, dict]]) -> list[tuple[str, str, int] | None]:
+        return [None if m is None else (m.owner, m.kind, m.distance) for m in self.index.claim_many(claims)]
+
+    def info(self) -> dict:
+        return {"owners": len(self.index), "seeded": self.seeded, "max_distance": self.index.max_distance}
+
+
+def index_name(config_hash: str, max_distance: int) -> str:
+    import ray
+
+    job = ray.get_runtime_context().get_job_id() if ray.is_initialized() else "local"
+    return f"vidrd_dedup_{job}_{config_hash or 'nohash'}_{max_distance}"
+
+
+def ensure_index(config_hash: str, max_distance: int, seed_outputs: list[str]):
+    """Get or create the index (an actor handle under Ray, else the in-process holder)."""
+    import ray
+
+    name = index_name(config_hash, max_distance)
+    if not ray.is_initialized():
+        if name not in _LOCAL:
+            _LOCAL[name] = IndexHolder(max_distance, seed_outputs)
+        return _LOCAL[name]
+    actor_cls = ray.remote(IndexHolder)
+    # num_cpus 0: a bookkeeping actor must never take a core from the stages; one at a time: claims serialise.
+    return actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1,
+                             max_restarts=0).remote(max_distance, seed_outputs)
+
+
+def claim(index, claims: list[tuple[str, dict]]) -> list[Match | None]:
+    if isinstance(index, IndexHolder):
+        raw = index.claim_many(claims)
+    else:
+        import ray
+
+        raw = ray.get(index.claim_many.remote(claims))
+    return [None if r is None else Match(*r) for r in raw]
