@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 
 from .config import TrainConfig, load_config, parse_overrides
 
@@ -38,7 +39,8 @@ FLAG_TO_CONFIG = {
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--shards", nargs="+", help="shard tars: globs, brace patterns ({000000..000009}), directories or URLs")
-    p.add_argument("--pretrained", help="VidRD model folder to start from (diffusers layout: unet, vae, text_encoder, tokenizer, scheduler)")
+    p.add_argument("--pretrained", help="model to start from: a VidRD model folder (`vidrd-model init` / `convert`), "
+                   "or a Stable Diffusion 2.x folder in diffusers layout (inflated on load, said in the log)")
     p.add_argument("--output-dir", help="where checkpoints, logs and the final model folder go")
     p.add_argument("--config", help="YAML file overriding the packaged defaults (same sections)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -95,7 +97,8 @@ def config_from_args(args: argparse.Namespace, default_name: str, extra: dict | 
     if not config.data.shards:
         raise SystemExit("no training data: pass --shards 'out/NAME/shards/*.tar' (tars written by `vidrd-data build`)")
     if not config.model.pretrained:
-        raise SystemExit("no model: pass --pretrained DIR (a VidRD model folder)")
+        raise SystemExit("no model: pass --pretrained DIR (a VidRD model folder from `vidrd-model init` / `convert`, "
+                         "or an SD 2.x folder, inflated on load)")
     return config
 
 
@@ -114,7 +117,12 @@ def launch(kind: str, args: argparse.Namespace, config: TrainConfig) -> int:
         return 0
     from .distributed import single_process_context
     from .runner import train_process
-    result = train_process(kind, config, single_process_context(args.device), args.resume)
+    from .state_io import UnsafeCheckpointError
+    try:
+        result = train_process(kind, config, single_process_context(args.device), args.resume)
+    except UnsafeCheckpointError as exc:  # a refusal to run a file's code is an answer, not a crash
+        print(f"vidrd-model {'train' if kind == 'unet' else 'train-vae'}: {exc}", file=sys.stderr)
+        return 2
     summary = {"step": result.step, "final_loss": result.losses[-1] if result.losses else None,
                "skipped_samples": result.skipped, "checkpoint": result.checkpoint, "model_dir": result.model_dir}
     print(json.dumps(summary, indent=2))

@@ -123,7 +123,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
                                                dist.world_size, resume=loader_resume,
                                                pin_memory=device.type == "cuda")
     wrapped = dist.wrap(model, find_unused_parameters=config.data.image_as_frame_ratio > 0)
-    metrics = MetricsLog(output_dir, run.logger, enabled=dist.is_main)
+    metrics = MetricsLog(output_dir, run.logger, enabled=dist.is_main, start_step=step)
     bar = Progress(run.max_steps, step, dist.is_main, desc=f"train {task.component}")
     result = TrainResult(step=step)
     accum = optim.gradient_accumulation_steps

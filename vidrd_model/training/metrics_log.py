@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -14,31 +15,52 @@ logger = logging.getLogger(__name__)
 
 
 class MetricsLog:
-    def __init__(self, output_dir: str | Path, backend: str = "tensorboard", enabled: bool = True):
+    """`start_step`: the step this run starts from (0, or the resumed checkpoint's). Rows and TensorBoard events
+    of later steps (logged by a run that died before its next checkpoint) are dropped, so both logs carry each
+    step once, and the CSV keeps exactly one header row (rewritten, never repeated, when a new column appears)."""
+
+    def __init__(self, output_dir: str | Path, backend: str = "tensorboard", enabled: bool = True, start_step: int = 0):
         self.enabled = enabled
         self.dir = Path(output_dir) / "logs"
-        self._csv = self._writer = self._tb = None
+        self._tb = None
         if not enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._csv_file = open(self.dir / "metrics.csv", "a", newline="")
-        self._fields: list[str] | None = None
+        self.csv_path = self.dir / "metrics.csv"
+        self._fields, rows = _read_rows(self.csv_path)
+        self._fields = self._fields or None
+        kept = [r for r in rows if _step_of(r) is not None and _step_of(r) <= start_step]
+        if rows:
+            self._rewrite(kept)
+        self._csv_file = open(self.csv_path, "a", newline="")
         if backend == "tensorboard":
             try:
                 from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.dir / "tensorboard"))
+                # purge_step: TensorBoard hides events at or after it that an earlier, interrupted run wrote
+                self._tb = SummaryWriter(str(self.dir / "tensorboard"), purge_step=start_step + 1)
             except ImportError:
-                logger.warning("tensorboard is not installed: logging to %s only", self.dir / "metrics.csv")
+                logger.warning("tensorboard is not installed: logging to %s only", self.csv_path)
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        tmp = self.csv_path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self._fields, restval="", extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, self.csv_path)
 
     def log(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
         row = {"step": step, **values}
         if self._fields is None or set(row) - set(self._fields):
-            self._fields = list(row)
-            self._csv = csv.DictWriter(self._csv_file, fieldnames=self._fields, extrasaction="ignore")
-            self._csv.writeheader()
-        self._csv.writerow(row)
+            # a new column: the file gets the wider header once, with the earlier rows blank in it
+            self._csv_file.close()
+            _, rows = _read_rows(self.csv_path)
+            self._fields = list(self._fields or []) + [k for k in row if k not in (self._fields or [])]
+            self._rewrite(rows)
+            self._csv_file = open(self.csv_path, "a", newline="")
+        csv.DictWriter(self._csv_file, fieldnames=self._fields, restval="").writerow(row)
         self._csv_file.flush()
         if self._tb:
             for name, value in values.items():
@@ -59,6 +81,21 @@ class MetricsLog:
             self._csv_file.close()
             if self._tb:
                 self._tb.close()
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict]]:
+    if not path.is_file() or path.stat().st_size == 0:
+        return [], []
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def _step_of(row: dict) -> int | None:
+    try:
+        return int(row.get("step", ""))
+    except ValueError:  # a repeated header row left by an older version
+        return None
 
 
 class Progress:
