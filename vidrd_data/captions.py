@@ -1,25 +1,37 @@
-"""Caption hygiene: clean a candidate caption, reject degenerate ones, merge per-frame captions, pick one.
+"""Caption hygiene: clean a candidate caption, reject unusable ones, merge per-frame captions, pick one.
 
 Every captioner (original text, BLIP-2, MiniGPT-4, the class label) writes its raw candidate into
-`meta["captions"]`; `select_caption` applies `clean_caption` to each in priority order and returns the first
-that survives, with the reason every other one was rejected, so the json explains the choice.
+`meta["captions"]`; `select_caption` cleans each in priority order and returns the first that survives,
+with the reason every other one was rejected, so the json explains the choice.
 
-Rules (kept simple and documented, because they decide what the model is trained on):
-- whitespace collapsed, wrapping quotes and trailing punctuation dropped, one line;
+Given captions (`original`, the user's text, and `label`, from the user's class name) are the user's data:
+only whitespace and control characters are cleaned (one line, single spaces), case and punctuation are
+kept. Lower-casing the first letter / dropping a final period are opt-in (`CaptionStyle`). Model captions
+(BLIP-2, MiniGPT-4) are generated text and get the full treatment:
+- whitespace collapsed, wrapping quotes and trailing punctuation dropped, first letter lower-cased;
 - boilerplate openings removed, repeatedly ("an image of a picture of a dog" -> "a dog");
-- rejected: empty, fewer than `MIN_WORDS` words or `MIN_CHARS` letters, no letters at all, a token repeated
-  `MAX_RUN` times in a row ("a a a a"), or a long caption with few distinct words (looping generations).
+- rejected when degenerate: fewer than `MIN_WORDS` words or `MIN_CHARS` letters, no letters at all, a token
+  repeated `MAX_RUN` times in a row ("a a a a"), or a long caption with few distinct words (loops).
+Every candidate: null (None, NaN, pd.NA) or empty is `empty_caption`; longer than `max_chars` (default
+`MAX_CAPTION_CHARS`) is `caption_too_long`. A rejection reason always starts with its rule name
+(`RULES`) followed by ": " and the details, so reports group by rule (`vidrd_data.reasons.reason_rule`).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 MIN_WORDS = 3
 MIN_CHARS = 8
 MAX_RUN = 3  # a token repeated this many times in a row is a generation loop
 MIN_DISTINCT_RATIO = 0.5  # distinct/total words, checked for captions of >= 8 words
+MAX_CAPTION_CHARS = 1000
+GIVEN = ("original", "label")  # candidates that are the user's text: kept as given
+RULES = ("empty_caption", "caption_too_long", "caption_too_short", "degenerate", "not_text")
 
 # Openings that describe the medium, not the content. Order matters only for readability: applied to a fixpoint.
 _BOILERPLATE = [
@@ -39,9 +51,42 @@ _WORD = re.compile(r"[a-z0-9']+", re.IGNORECASE)
 _QUOTES = "\"'`“”‘’"
 
 
+@dataclass(frozen=True)
+class CaptionStyle:
+    """Opt-in normalisation of given captions (recipe: caption_select params); off: kept as given."""
+    lowercase_first: bool = False  # "A dog" -> "a dog" (not "NASA ..." : a capital second letter keeps it)
+    strip_final_period: bool = False  # "A dog." -> "A dog"
+
+
+def is_null(value) -> bool:
+    """None, float NaN, pd.NA / NaT, numpy NaN: a table cell with no value."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    if isinstance(value, (str, bytes)):
+        return False
+    try:
+        import pandas as pd
+
+        return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+    except (ImportError, TypeError, ValueError):
+        return False
+
+
+def clean_text(text: str) -> str:
+    """One line: control characters dropped (line breaks and tabs become spaces), whitespace runs collapsed."""
+    s = "".join(c for c in str(text) if c.isspace() or unicodedata.category(c) != "Cc").replace("\ufeff", "")
+    return _WS.sub(" ", s).strip()
+
+
+def lowercase_first(s: str) -> str:
+    return s[0].lower() + s[1:] if s[:1].isupper() and not s[1:2].isupper() else s
+
+
 def normalize(text: str) -> str:
-    """One line, single spaces, no wrapping quotes, no trailing punctuation run."""
-    s = _WS.sub(" ", str(text)).strip().strip(_QUOTES).strip()
+    """One line, single spaces, no wrapping quotes, no trailing punctuation run (model captions)."""
+    s = clean_text(text).strip(_QUOTES).strip()
     return s.rstrip(" .,;:!-").strip()
 
 
@@ -60,42 +105,56 @@ def strip_boilerplate(text: str) -> str:
 
 
 def is_degenerate(text: str) -> str | None:
-    """The reason `text` (already normalised) is not a usable caption, or None if it is."""
+    """Why the model caption `text` (already normalised) is not usable (a rule-prefixed reason), or None."""
     if not text:
-        return "empty"
+        return "empty_caption: nothing left after cleaning"
     words = [w.lower() for w in _WORD.findall(text)]
     if not any(c.isalpha() for c in text):
-        return "no letters"
+        return "degenerate: no letters"
     run = 1
     for prev, cur in zip(words, words[1:]):
         run = run + 1 if cur == prev else 1
         if run >= MAX_RUN:
             return f"degenerate: {cur!r} repeated {run} times in a row"
     if len(words) < MIN_WORDS:
-        return f"too short: {len(words)} word(s) < {MIN_WORDS}"
+        return f"caption_too_short: {len(words)} word(s) < {MIN_WORDS}"
     if sum(c.isalpha() for c in text) < MIN_CHARS:
-        return f"too short: fewer than {MIN_CHARS} letters"
+        return f"caption_too_short: fewer than {MIN_CHARS} letters"
     if len(words) >= 8 and len(set(words)) / len(words) < MIN_DISTINCT_RATIO:
         return f"degenerate: only {len(set(words))} distinct words in {len(words)}"
     return None
 
 
-def clean_caption(text: str | None) -> tuple[str | None, str | None]:
-    """(cleaned caption, None) or (None, why it was rejected)."""
-    if text is None:
-        return None, "absent"
+def clean_caption(text, given: bool = False, max_chars: int = MAX_CAPTION_CHARS,
+                  style: CaptionStyle | None = None) -> tuple[str | None, str | None]:
+    """(cleaned caption, None) or (None, rule-prefixed reason). `given`: the user's text (kept as given,
+    `style` opt-ins aside); else a model caption (normalised, boilerplate and degenerate output rejected)."""
+    if is_null(text):
+        return None, "empty_caption: null"
     if not isinstance(text, str):
-        return None, f"not text: {type(text).__name__}"
-    s = strip_boilerplate(text)
+        return None, f"not_text: a {type(text).__name__}"
+    if given:
+        s = clean_text(text)
+        style = style or CaptionStyle()
+        if style.strip_final_period:
+            s = s.rstrip(".").rstrip()
+        if style.lowercase_first:
+            s = lowercase_first(s)
+        if not s:
+            return None, "empty_caption: nothing but whitespace"
+    else:
+        s = strip_boilerplate(text)
+    if len(s) > max_chars:
+        return None, f"caption_too_long: {len(s)} chars > max_caption_chars {max_chars}"
+    if given:
+        return s, None
     reason = is_degenerate(s)
-    if reason:
-        return None, reason
-    return s[0].lower() + s[1:] if s[:1].isupper() and not s[1:2].isupper() else s, None
+    return (None, reason) if reason else (lowercase_first(s), None)
 
 
-def select_caption(candidates: Mapping[str, str | None],
-                   priority: Sequence[str]) -> tuple[str | None, str | None, dict[str, str]]:
-    """The first candidate in `priority` that survives `clean_caption`.
+def select_caption(candidates: Mapping[str, str | None], priority: Sequence[str], max_chars: int = MAX_CAPTION_CHARS,
+                   style: CaptionStyle | None = None) -> tuple[str | None, str | None, dict[str, str]]:
+    """The first candidate in `priority` that survives `clean_caption` (given ones: `GIVEN`).
 
     Returns (caption, its candidate name, {name: rejection reason} for every other candidate in `priority`
     that was absent or rejected). (None, None, reasons) when none survives.
@@ -103,12 +162,26 @@ def select_caption(candidates: Mapping[str, str | None],
     chosen: tuple[str | None, str | None] = (None, None)
     reasons: dict[str, str] = {}
     for name in priority:
-        cleaned, reason = clean_caption(candidates.get(name))
+        cleaned, reason = clean_caption(candidates.get(name), name in GIVEN, max_chars, style)
         if cleaned is None:
-            reasons[name] = reason or "rejected"
+            reasons[name] = reason or "empty_caption: rejected"
         elif chosen[0] is None:
             chosen = (cleaned, name)
     return chosen[0], chosen[1], reasons
+
+
+def filter_reason(rejected: Mapping[str, str], priority: Sequence[str]) -> str:
+    """The status-row reason when no candidate survived: the rule of the first candidate that had text
+    (else of the first), then every candidate's reason: "caption_too_long: original: 1532 chars > ...".
+    """
+    names = [n for n in priority if n in rejected] or list(rejected)
+    if not names:
+        return "empty_caption: no candidate captions"
+    had_text = [n for n in names if not rejected[n].startswith("empty_caption: null")]
+    lead = (had_text or names)[0]
+    rule, _, detail = rejected[lead].partition(": ")
+    others = "; ".join(f"{n}: {rejected[n]}" for n in names if n != lead)
+    return f"{rule}: {lead}: {detail}" + (f"; {others}" if others else "")
 
 
 # ---- merging the captions of several frames of one clip -------------------------------------------------

@@ -1,4 +1,5 @@
-"""`vidrd-data inspect OUT`: counts by source and status, failure reasons, and a contact sheet PNG."""
+"""`vidrd-data inspect OUT`: counts by source and status, filter/failure reasons grouped by rule
+(vidrd_data.reasons), and a contact sheet PNG."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vidrd_data.media.encode import decode_mp4_bytes
+from vidrd_data.reasons import reason_rule
 from vidrd_data.sink import iter_samples, read_status
 
 
@@ -22,12 +24,16 @@ def summarize(output: str) -> str:
     lines = [f"{output}: {len(rows)} status rows in {rows['shard'].nunique()} shard(s)"]
     table = rows.pivot_table(index="source", columns="status", values="key", aggfunc="count", fill_value=0)
     lines.append(table.to_string())
-    bad = rows[rows["status"] != "success"]
+    bad = rows[rows["status"] != "success"].copy()
     if len(bad):
-        lines.append("reasons (filtered / failed):")
-        grouped = bad.groupby(["status", "stage", "reason"], dropna=False).size().sort_values(ascending=False)
-        for (status, stage, reason), n in grouped.head(30).items():
-            lines.append(f"  {n:5d}  {status:8s} {stage or '-':14s} {textwrap.shorten(str(reason), 110)}")
+        lines.append("reasons by rule (filtered / failed), with one example each:")
+        bad["rule"] = bad["reason"].map(reason_rule)
+        bad["stage"] = bad["stage"].fillna("-")
+        groups = bad.groupby(["status", "stage", "rule"], sort=False)
+        table = groups.agg(n=("key", "size"), example=("reason", "first")).sort_values("n", ascending=False)
+        for (status, stage, rule), row in table.head(30).iterrows():
+            lines.append(f"  {row.n:5d}  {status:8s} {stage:14s} {rule:22s} "
+                         f"e.g. {textwrap.shorten(str(row.example), 90)}")
     return "\n".join(lines)
 
 

@@ -51,7 +51,8 @@ def test_rules_drop_transition_merge_same_scene_and_record_the_deciding_sims():
     assert [s.status for s in segs] == ["keep", "internal_transition", "keep"]
     assert segs[0].sims["merged_boundaries"] == [pytest.approx(0.995, abs=1e-3)]
     assert "0.000 < internal_min_sim 0.5" in segs[1].reason
-    assert (segs[0].clip_start, segs[0].clip_end) == (0.25, 7.75)
+    # merged for the caption, but the clip window lies in one shot (the first of equally long ones), trimmed
+    assert (segs[0].clip_start, segs[0].clip_end, segs[0].clip_shot) == (0.25, 3.75, 0)
     assert boundaries(segs) == [8, 12]
 
 

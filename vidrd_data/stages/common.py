@@ -1,4 +1,4 @@
-"""Stages every recipe ends with: choose the training caption, encode the clip."""
+"""Stages every recipe ends with: choose the training caption, encode the clip; the picture-size rule."""
 
 from __future__ import annotations
 
@@ -15,21 +15,28 @@ class CaptionSelect(Stage):
 
     class Params(StageParams):
         priority: list[str] = Field(["original", "minigpt4", "blip2", "label"], min_length=1)  # candidate names
+        max_caption_chars: int = Field(1000, ge=1)  # longer (after cleaning): filtered caption_too_long
+        lowercase_first: bool = False  # given captions (original, label): lower-case the first letter
+        strip_final_period: bool = False  # given captions: drop a final period
 
     requires = ("meta.captions",)
     provides = ("caption",)
 
     def process(self, item: Item) -> list[Item]:
-        from vidrd_data.captions import select_caption
+        from vidrd_data.captions import CaptionStyle, filter_reason, select_caption
 
-        priority = list(self.params.get("priority", ["original", "minigpt4", "blip2", "label"]))
+        p = self.params
+        priority = list(p.get("priority", ["original", "minigpt4", "blip2", "label"]))
         candidates = item.meta.setdefault("captions", {})
-        caption, chosen, rejected = select_caption(candidates, priority)
+        style = CaptionStyle(bool(p.get("lowercase_first", False)), bool(p.get("strip_final_period", False)))
+        caption, chosen, rejected = select_caption(candidates, priority, int(p.get("max_caption_chars", 1000)), style)
+        for name, value in candidates.items():  # json.captions is text or null: a NaN cell is null there too
+            if value is not None and not isinstance(value, str):
+                candidates[name] = None
         if rejected:
             item.meta["caption_rejections"] = rejected  # lands in json.details
         if caption is None:
-            why = "; ".join(f"{k}: {v}" for k, v in rejected.items()) or "no candidate captions"
-            return [item.filter(self.name, f"no_usable_caption: {why}")]
+            return [item.filter(self.name, filter_reason(rejected, priority))]
         item.data["caption"] = caption
         item.meta["caption_source"] = chosen
         return [item]
@@ -61,3 +68,16 @@ class Encode(Stage):
                               "duration": round(len(frames) / fps, 6), **settings.as_meta()}
         item.data.pop("keyframes", None)
         return [item]
+
+
+def picture_size_rule(width: int, height: int, params: dict, name: str) -> str | None:
+    """The filter reason for a video picture outside params' max_side / max_pixels / min_side, else None.
+    Too large is filtered (as images are), never decoded: decoding costs memory per worker."""
+    max_side, max_pixels = int(params.get("max_side", 4096)), int(params.get("max_pixels", 4096 * 2304))
+    min_side = int(params.get("min_side", 16))
+    if max(width, height) > max_side or width * height > max_pixels:
+        return (f"too_large: resolution {width}x{height} of {name} is over max_side {max_side} / "
+                f"max_pixels {max_pixels}")
+    if min(width, height) < min_side:
+        return f"too_small: resolution {width}x{height} of {name} is under min_side {min_side}"
+    return None

@@ -28,12 +28,18 @@ def _read_member(tar: str, member: tuple[int, int, str]) -> bytes:
     return data
 
 
-def decode_caption(raw: bytes | str | None) -> str | None:
-    """Captions must be UTF-8; the BOM is tolerated. Raise with a clear reason otherwise."""
-    if raw is None:
+def decode_caption(raw) -> str | None:
+    """Captions must be UTF-8; the BOM is tolerated. A null cell (None, NaN, pd.NA) is no caption (None:
+    caption_select filters it as empty_caption). Raise with a clear reason otherwise."""
+    from vidrd_data.captions import is_null
+
+    if is_null(raw):
         return None
     if isinstance(raw, str):
         return raw
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
+        raise ValueError(f"caption is a {type(raw).__name__} ({str(raw)[:40]!r}), not text")
+    raw = bytes(raw)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -41,16 +47,19 @@ def decode_caption(raw: bytes | str | None) -> str | None:
 
 
 def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
-    """Any mode (L, LA, P, CMYK, I;16, RGBA…) to RGB; transparency composited on `background`."""
+    """Any mode (L, LA, P, CMYK, I;16, RGBA…) to RGB, as displayed (EXIF orientation applied); transparency
+    composited on `background`. 16-bit pictures are scaled by their bit depth (65535 -> 255), never
+    stretched to their own min..max: a dark photo stays dark. Mode I (32-bit int) holds 16-bit data in
+    practice (16-bit PNG/TIFF from other decoders): scaled the same, clipped."""
     img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         canvas = Image.new("RGB", img.size, background)
         canvas.paste(img, mask=img.getchannel("A"))
         return canvas
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        arr = (255 * (arr - arr.min()) / max(arr.max() - arr.min(), 1)).astype(np.uint8)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
+        arr = np.rint(arr * (255 / 65535)).astype(np.uint8)
         return Image.fromarray(arr).convert("RGB")
     return img.convert("RGB")
 
@@ -63,14 +72,18 @@ class LoadImage(Stage):
         max_pixels: int = Field(80_000_000, gt=0)  # larger images are filtered (too_large), never decoded
         min_side: int = Field(64, ge=1)  # shorter side below this: filtered (too_small)
 
-    requires = (("path", "member"),)  # a file (folder, table readers) or a tar member (webdataset)
+    requires = (("path", "member", "image_bytes"),)  # a file (folder, table readers) or a tar sample's bytes (webdataset)
     provides = ("image", "meta.captions")
 
     def process(self, item: Item) -> list[Item]:
         max_pixels = int(self.params.get("max_pixels", 80_000_000))
         min_side = int(self.params.get("min_side", 64))
         d = item.data
-        if "member" in d:
+        if "image_bytes" in d:  # a tar sample, read by the worker that owns the tar (webdataset reader)
+            raw = d.pop("image_bytes")
+            where = d.get("where", item.input_id)
+            caption = decode_caption(d.pop("caption_bytes", None))
+        elif "member" in d:
             raw = _read_member(d["tar"], d["member"])
             where = f"{d['member'][2]} in {Path(d['tar']).name}"
             caption = decode_caption(_read_member(d["tar"], d["caption_member"])) if "caption_member" in d else None
@@ -87,6 +100,9 @@ class LoadImage(Stage):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
             w, h = img.size
+            orientation = int(img.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
+            if orientation in (5, 6, 7, 8):  # a quarter turn: displayed (and used) as h x w
+                w, h = h, w
             if w * h > max_pixels:
                 return [item.filter(self.name, f"too_large: {w}x{h} = {w * h / 1e6:.0f} MP > max_pixels {max_pixels / 1e6:.0f} MP")]
             if min(w, h) < min_side:
@@ -101,7 +117,9 @@ class LoadImage(Stage):
         d["image"] = to_rgb(img)
         d["image_mode"] = img.mode
         item.meta["captions"] = {**item.meta.get("captions", {}), "original": caption}
-        item.meta.setdefault("source", {})["image_size"] = [w, h]
+        item.meta.setdefault("source", {})["image_size"] = [w, h]  # as displayed (after EXIF orientation)
+        if orientation != 1:
+            item.meta["source"]["exif_orientation"] = orientation
         return [item]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from vidrd_data.items import Item, make_key
-from vidrd_data.segmentation import SegmentRules, Shot, segment_shots, shots_from_cuts
+from vidrd_data.segmentation import SegmentRules, Shot, grid_frames, grid_span, segment_shots, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, scan_video
 
@@ -45,7 +45,8 @@ class ShotDetect(Stage):
 
     _SCAN_KEYS = ("detector", "threshold", "adaptive_threshold", "min_content_val", "window_width",
                   "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
-                  "proxy_max_mb")
+                  "proxy_max_mb", "transitions", "transition_window_s", "transition_min_change",
+                  "transition_max_residual", "transition_min_s", "transition_pad_s")
 
     class Params(StageParams):
         # scan settings (None: ScanConfig's default; the long_video recipe states each one)
@@ -61,6 +62,16 @@ class ShotDetect(Stage):
         embed_fps: float | None = Field(None, gt=0)
         embed_size: int | None = Field(None, ge=16)
         proxy_max_mb: float | None = Field(None, ge=0)
+        # gradual transitions (dissolves, fades): vidrd_data.media.shots
+        transitions: bool | None = None
+        transition_window_s: float | None = Field(None, gt=0)
+        transition_min_change: float | None = Field(None, ge=0)
+        transition_max_residual: float | None = Field(None, gt=0)
+        transition_min_s: float | None = Field(None, gt=0)
+        transition_pad_s: float | None = Field(None, ge=0)
+        max_side: int = Field(4096, ge=1)  # larger pictures: filtered too_large (decoding memory per worker)
+        max_pixels: int = Field(4096 * 2304, ge=1)
+        min_side: int = Field(16, ge=1)  # smaller: filtered too_small
         max_shot_s: float = Field(20.0, gt=0)  # longer shots get evenly spaced forced cuts
         edge_margin_s: float = Field(0.3, ge=0)
         frames_per_shot: int = Field(2, ge=2)  # one near the start, one near the end (at least)
@@ -78,18 +89,31 @@ class ShotDetect(Stage):
         self.frames_per_shot = int(params.get("frames_per_shot", 2))
 
     def _sample_times(self, shot: Shot) -> list[float]:
-        m = min(self.edge_margin_s, 0.25 * (shot.end - shot.start))
-        return list(np.linspace(shot.start + m, shot.end - m, self.frames_per_shot))
+        """Embedding times inside the shot's body (its transitions are no part of what it shows)."""
+        m = min(self.edge_margin_s, 0.25 * (shot.body_end - shot.body_start))
+        return list(np.linspace(shot.body_start + m, shot.body_end - m, self.frames_per_shot))
 
     def process(self, item: Item) -> list[Item]:
+        from vidrd_data.media.probe import probe
+        from vidrd_data.stages.common import picture_size_rule
+
+        info = probe(item.data["path"], scan=False)  # header only: the size limits apply before decoding
+        ruled = picture_size_rule(info.width, info.height, self.params, item.input_id)
+        if ruled:
+            return [item.filter(self.name, ruled)]
         res = scan_video(item.data["path"], self.cfg)
-        shots = shots_from_cuts(res.duration, res.cuts, self.max_shot_s)
+        fps = float(self.ctx.clip["fps"])
+        shortest = _clip_len_bounds(self.ctx)[0]
+        if grid_frames(0.0, res.duration, fps) < math.ceil(shortest * fps - _EPS):
+            return [item.filter(self.name, f"too_short: video is {res.duration:.2f} s, shorter than one "
+                                           f"{shortest:.2f} s clip")]
+        shots = shots_from_cuts(res.duration, res.cuts, self.max_shot_s, res.transitions)
         n_emb = len(res.embed_jpegs)
         picks = []
         for shot in shots:
             for t in self._sample_times(shot):
-                lo = math.ceil(shot.start * res.embed_fps - _EPS)  # grid samples inside the shot
-                hi = max(lo, math.ceil(shot.end * res.embed_fps - _EPS) - 1)
+                lo = math.ceil(shot.body_start * res.embed_fps - _EPS)  # grid samples inside the body
+                hi = max(lo, math.ceil(shot.body_end * res.embed_fps - _EPS) - 1)
                 picks.append(min(max(int(round(t * res.embed_fps)), lo), hi, n_emb - 1))
         cache = {i: decode_jpeg(res.embed_jpegs[i]) for i in set(picks)}
         frames = np.stack([cache[i] for i in picks]).reshape(len(shots), self.frames_per_shot,
@@ -100,6 +124,11 @@ class ShotDetect(Stage):
         if res.proxy is not None:
             item.data["proxy"] = {"frames": res.proxy, "fps": self.cfg.clip_fps, "offset": 0}
         item.meta.setdefault("source", {})["duration"] = round(res.duration, 3)
+        rotation = int(res.info.get("rotation") or 0)
+        w, h = (info.height, info.width) if rotation in (90, 270) else (info.width, info.height)  # as displayed
+        # the source's picture as the short-video json gives it (displayed size, frame rate, codec, ...)
+        item.meta["probe"] = info.as_meta() | {"width": w, "height": h, "rotation": rotation,
+                                               "usable_duration": round(res.duration, 6)}
         item.meta["segmentation"] = {
             "detector": {k: getattr(self.cfg, k) for k in self._SCAN_KEYS if hasattr(self.cfg, k)}
             | {"max_shot_s": self.max_shot_s, "edge_margin_s": self.edge_margin_s},
@@ -107,6 +136,7 @@ class ShotDetect(Stage):
                       "header_frames": res.header_frames,
                       "header_duration": None if res.header_duration is None else round(res.header_duration, 3),
                       "cuts": [round(c, 3) for c in res.cuts], "shots": len(shots),
+                      "transitions": [[round(a, 3), round(b, 3)] for a, b in res.transitions],
                       "decoded_once": res.proxy is not None},
         }
         return [item]
@@ -178,12 +208,13 @@ class SegmentShots(Stage):
     """Rules of vidrd_data.segmentation; fans a video out into one item per candidate segment."""
 
     class Params(StageParams):
-        # None: SegmentRules' default (the long_video recipe states each one)
-        internal_min_sim: float | None = Field(None, ge=-1, le=1)
-        merge_min_sim: float | None = Field(None, ge=-1, le=1)
+        # None: SegmentRules' default (the long_video recipe states each one); a similarity threshold above 1
+        # turns its rule off (no cosine reaches it)
+        internal_min_sim: float | None = Field(None, ge=-1)
+        merge_min_sim: float | None = Field(None, ge=-1)
         min_segment_s: float | None = Field(None, ge=0)
-        static_min_sim: float | None = Field(None, ge=-1, le=1)
-        redundant_min_sim: float | None = Field(None, ge=-1, le=1)
+        static_min_sim: float | None = Field(None, ge=-1)
+        redundant_min_sim: float | None = Field(None, ge=-1)
         max_segment_s: float | None = Field(None, ge=0)
         trim_s: float | None = Field(None, ge=0)
 
@@ -215,7 +246,7 @@ class SegmentShots(Stage):
         emb = item.data.pop("shot_emb")
         proxy = item.data.pop("proxy", None)
         times = item.data.pop("shot_frame_times", None)
-        segments = segment_shots(shots, emb, self.rules)
+        segments = segment_shots(shots, emb, self.rules, fps=float(self.ctx.clip["fps"]))
         seg_meta = item.meta.get("segmentation", {})
         seg_meta["rules"] = self.rules.as_dict()
         if times is not None:
@@ -238,8 +269,8 @@ class SegmentShots(Stage):
             child.data["segment"] = [seg.clip_start, seg.clip_end]
             if proxy is not None:  # hand on only this segment's frames
                 fps = proxy["fps"]
-                lo = max(0, math.ceil(seg.clip_start * fps - _EPS))
-                hi = min(len(proxy["frames"]), math.floor(seg.clip_end * fps + _EPS))
+                lo, hi = grid_span(seg.clip_start, seg.clip_end, fps)
+                lo, hi = max(0, lo), min(len(proxy["frames"]), hi)
                 child.data["proxy"] = {"frames": proxy["frames"][lo:hi].copy(), "fps": fps, "offset": lo}
             out.append(child)
         return out
@@ -250,8 +281,9 @@ class CutSegments(Stage):
     """A kept segment -> data["frames"] per the clip spec, data["keyframes"], meta.source.span (true seconds).
 
     Frames sit on the grid k / fps of the video's own timeline (from its first frame); a clip of N frames
-    starting at k0 covers [k0/fps, (k0+N)/fps). With `frames: N` the clip is centred in the segment; with
-    min/max_seconds the whole segment (capped) is taken.
+    starting at k0 covers [k0/fps, (k0+N)/fps). The segment's clip window lies inside one shot's body
+    (segment_shots chose it and checked, in frames, that it holds a clip). With `frames: N` the clip is
+    centred in the window; with min/max_seconds the whole window (capped) is taken.
     """
 
     class Params(StageParams):
@@ -263,7 +295,7 @@ class CutSegments(Stage):
     def process(self, item: Item) -> list[Item]:
         fps = float(self.ctx.clip["fps"])
         s, e = item.data.pop("segment")
-        kmin, kmax = math.ceil(s * fps - _EPS), math.floor(e * fps + _EPS)  # grid frames inside [s, e]
+        kmin, kmax = grid_span(s, e, fps)  # grid frames inside [s, e]
         want = self.ctx.clip.get("frames")
         if want:
             n = int(want)

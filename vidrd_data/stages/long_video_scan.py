@@ -24,6 +24,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from vidrd_data.media.decode import cover_crop_size
+from vidrd_data.media.shots import DetectConfig, ShotFinder
 
 
 def to_rgb_cover(frame: av.VideoFrame, size: tuple[int, int], reformatter: VideoReformatter | None = None) -> np.ndarray:
@@ -74,16 +75,7 @@ class GridSampler:
 
 
 @dataclass
-class ScanConfig:
-    detector: str = "content"  # content | adaptive
-    threshold: float = 27.0  # ContentDetector
-    adaptive_threshold: float = 3.0  # AdaptiveDetector
-    min_content_val: float = 15.0  # AdaptiveDetector
-    window_width: int = 2  # AdaptiveDetector
-    min_scene_len_s: float = 0.6
-    luma_only: bool = False
-    detect_width: int = 256  # frames are downscaled to this width for detection (speed; cuts survive it)
-    frame_skip: int = 0  # detect on every (frame_skip+1)-th frame
+class ScanConfig(DetectConfig):  # detection settings (cuts, transitions): vidrd_data.media.shots
     embed_fps: float = 4.0  # embedding samples per second kept during the pass
     embed_size: int = 224
     clip_fps: float | None = None  # proxy clip frames (None: keep none)
@@ -103,19 +95,7 @@ class ScanResult:
     embed_fps: float
     proxy: np.ndarray | None  # (K, h, w, 3) at clip_fps; grid k -> k / clip_fps; None when over budget
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _make_detector(cfg: ScanConfig):
-    from scenedetect.detectors import AdaptiveDetector, ContentDetector
-
-    if cfg.detector == "content":
-        return ContentDetector(threshold=cfg.threshold, min_scene_len=float(cfg.min_scene_len_s),
-                               luma_only=cfg.luma_only)
-    if cfg.detector == "adaptive":
-        return AdaptiveDetector(adaptive_threshold=cfg.adaptive_threshold, min_scene_len=float(cfg.min_scene_len_s),
-                                window_width=cfg.window_width, min_content_val=cfg.min_content_val,
-                                luma_only=cfg.luma_only)
-    raise ValueError(f"detector must be 'content' or 'adaptive', got {cfg.detector!r}")
+    transitions: list[tuple[float, float]] = field(default_factory=list)  # gradual transitions [start, end)
 
 
 def _array(frame: av.VideoFrame, size: tuple[int, int], reformatter: VideoReformatter, reader) -> np.ndarray:
@@ -134,12 +114,8 @@ def _jpeg(frame: av.VideoFrame, size: int, reformatter: VideoReformatter, reader
 
 
 def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
-    from scenedetect.common import FrameTimecode
-
     from vidrd_data.media.decode import DecodeError, _Reader
 
-    detector = _make_detector(cfg)
-    cuts: list[float] = []
     # the short-video decoder's reader: the same clock (s from the stream's start_time) as its
     # decode_span, rotation / non-square pixels applied, a few damaged packets tolerated
     reader = _Reader(path, threads=0)
@@ -152,7 +128,8 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
         header_frames = int(stream.frames) or None
         header_duration = float(stream.duration * stream.time_base) if stream.duration else None
 
-        embed_rf, proxy_rf, detect_rf = VideoReformatter(), VideoReformatter(), VideoReformatter()
+        finder = ShotFinder(cfg, float(rate))
+        embed_rf, proxy_rf = VideoReformatter(), VideoReformatter()
         embed = GridSampler(cfg.embed_fps, lambda f: _jpeg(f, cfg.embed_size, embed_rf, reader))
         proxy = None
         if cfg.clip_fps and cfg.clip_size:
@@ -162,15 +139,9 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
                 limit = int(cfg.proxy_max_mb * 2**20 // (w * h * 3))  # a lying header cannot blow the budget
                 proxy = GridSampler(cfg.clip_fps, lambda f: _array(f, (w, h), proxy_rf, reader), limit=limit)
 
-        det_h = None
         for t, frame in reader.frames():
             t = max(t, last_t)  # out-of-order pts (broken mux): keep time monotone
-            if n % (cfg.frame_skip + 1) == 0:
-                if det_h is None:
-                    det_h = max(2, round(frame.height * cfg.detect_width / frame.width / 2) * 2)
-                img = detect_rf.reformat(frame, width=cfg.detect_width, height=det_h, format="bgr24",
-                                         interpolation="AREA").to_ndarray()
-                cuts.extend(float(c.seconds) for c in detector.process_frame(FrameTimecode(t, fps=rate), img))
+            finder.push(t, frame)
             embed.push(frame, t)
             if proxy is not None:
                 proxy.push(frame, t)
@@ -186,12 +157,11 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
         raise DecodeError(f"{Path(path).name}: no decodable video frames")
     frame_dur = last_dur if last_dur and last_dur > 0 else 1.0 / (avg_fps or 25.0)
     duration = last_t + frame_dur
-    cuts.extend(float(c.seconds) for c in detector.post_process(FrameTimecode(float(duration), fps=rate)))
+    cuts, transitions = finder.finish(duration)
     embed.finish(duration)
     if proxy is not None:
         proxy.finish(duration)
 
-    cuts = sorted({round(c, 6) for c in cuts if 0.0 < c < duration})
     proxy_arr = None
     if proxy is not None and not proxy.overflow and proxy.samples:
         proxy_arr = np.stack(proxy.samples)
@@ -199,7 +169,8 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
                       header_duration=header_duration, avg_fps=avg_fps, embed_jpegs=embed.samples,
                       embed_fps=cfg.embed_fps, proxy=proxy_arr,
                       info={"proxy_over_budget": bool(proxy is not None and proxy.overflow),
-                            "damaged_packets": reader.errors})
+                            "damaged_packets": reader.errors, "rotation": reader.rotation or 0},
+                      transitions=transitions)
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

@@ -1,9 +1,14 @@
-"""Short-video stages: `probe` (can this file give clips?), `plan_clips` (which spans), `cut` (decode them).
+"""Short-video stages: `probe` (can this file give clips?), `detect_shots` (where are its cuts and
+transitions?), `plan_clips` (which spans), `cut` (decode them).
 
-probe      ffprobe + one cheap demux pass: duration, fps, size, codec, rotation; fails files that cannot
-           be clips (unreadable, no video stream, no decoder, too large) and notices truncated data.
-plan_clips one video -> n clip items (fan-out), each with its span [start, end) in source seconds.
-cut        decodes the span to exactly the clip spec's frames/fps/size (PyAV, in-process) + keyframes.
+probe        ffprobe + one cheap demux pass: duration, fps, size, codec, rotation; fails files that cannot
+             be clips (unreadable, no video stream, no decoder), filters too large / too small pictures
+             (too_large, too_small) and notices truncated data.
+detect_shots one decoding pass at detection size: hard cuts and gradual transitions (media.shots) -> the
+             shot bodies clips may use.
+plan_clips   one video -> n clip items (fan-out), each with its span [start, end) in source seconds, each
+             inside one shot (clip_plan); a video too short for one clip is filtered too_short.
+cut          decodes the span to exactly the clip spec's frames/fps/size (PyAV, in-process) + keyframes.
 """
 
 from __future__ import annotations
@@ -13,10 +18,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from vidrd_data.clip_plan import NoRoom, Window, plan_spans
 from vidrd_data.items import Item, make_key
-from vidrd_data.media.decode import DecodeError, decode_spans
+from vidrd_data.media.decode import DecodeError, VideoReader, decode_spans
 from vidrd_data.media.probe import probe
+from vidrd_data.media.shots import DetectConfig, ShotFinder
+from vidrd_data.segmentation import shots_from_cuts
 from vidrd_data.stages.base import Stage, StageParams, register_stage
+from vidrd_data.stages.common import picture_size_rule
 
 _EPS = 1e-6
 
@@ -25,13 +34,14 @@ _EPS = 1e-6
 
 @register_stage("probe")
 class Probe(Stage):
-    """Probe the file (media.probe: header + packet scan + first frame), fail what cannot give clips."""
+    """Probe the file (media.probe: header + packet scan + first frame): fail what cannot give clips, filter
+    pictures outside the size limits."""
 
     class Params(StageParams):
         backend: Literal["pyav", "ffprobe"] = "pyav"
-        max_side: int = Field(4096, ge=1)  # larger pictures fail (memory per worker)
+        max_side: int = Field(4096, ge=1)  # larger pictures: filtered too_large (memory per worker)
         max_pixels: int = Field(4096 * 2304, ge=1)
-        min_side: int = Field(16, ge=1)
+        min_side: int = Field(16, ge=1)  # smaller: filtered too_small
         scan_packets: bool = True  # demux once to find where the data really ends (truncated files)
 
     requires = ("path",)
@@ -40,15 +50,9 @@ class Probe(Stage):
     def process(self, item: Item) -> list[Item]:
         info = probe(item.data["path"], backend=self.params.get("backend", "pyav"),
                      scan=bool(self.params.get("scan_packets", True)))
-        name = item.input_id
-        max_side, max_pixels = int(self.params.get("max_side", 4096)), int(self.params.get("max_pixels", 4096 * 2304))
-        min_side = int(self.params.get("min_side", 16))
-        w, h = info.width, info.height
-        if max(w, h) > max_side or w * h > max_pixels:
-            raise ValueError(f"resolution {w}x{h} of {name} is over the limit (probe.max_side {max_side}, "
-                             f"max_pixels {max_pixels}): decoding it would cost too much memory per worker")
-        if min(w, h) < min_side:
-            raise ValueError(f"resolution {w}x{h} of {name} is under probe.min_side {min_side}")
+        ruled = picture_size_rule(info.width, info.height, self.params, item.input_id)
+        if ruled:
+            return [item.filter(self.name, ruled)]
         item.meta["probe"] = info.as_meta() | {"usable_duration": round(info.usable_duration, 6)}
         if info.keyframes is not None:
             item.data["keyframe_times"] = list(info.keyframes)  # lets cut seek only where it saves decoding
@@ -62,12 +66,9 @@ POLICIES = ("center", "multi")
 
 @register_stage("plan_clips")
 class PlanClips(Stage):
-    """Spans for the clips of one video, by policy, within the annotated segment (if any) and the data.
-
-    center  one clip centred in the usable window.
-    multi   up to `max_clips` non-overlapping clips spread evenly (equal gaps, at least `min_gap_seconds`).
-    Clip length: the clip spec's frames / fps; with min/max_seconds instead, `max_seconds` (or the whole
-    window when shorter, down to `min_seconds`). A video too short for one clip fails with its length.
+    """Spans for the clips of one video, by policy (vidrd_data.clip_plan), inside the shots detect_shots found
+    (the whole usable window when the recipe has no detect_shots), within the annotated segment (if any) and
+    the data. A video too short for one clip, or whose shots are all shorter than a clip: filtered too_short.
     """
 
     class Params(StageParams):
@@ -78,30 +79,6 @@ class PlanClips(Stage):
 
     requires = ("meta.probe",)
     provides = ("span",)
-
-    def spans(self, start: float, end: float) -> list[tuple[float, float]]:
-        clip, fps = self.ctx.clip, float(self.ctx.clip["fps"])
-        policy = self.params.get("policy", "center")
-        k = int(self.params.get("max_clips", 1)) if policy == "multi" else 1
-        gap = float(self.params.get("min_gap_seconds", 0.0))
-        window = end - start
-        if clip.get("frames"):
-            length = int(clip["frames"]) / fps
-            need = length
-        else:
-            longest = float(clip.get("max_seconds") or window)
-            need = float(clip.get("min_seconds") or 1 / fps)
-            length = math.floor(min(longest, window) * fps + _EPS) / fps  # whole frames
-        if window + _EPS < need or length <= 0:
-            raise ValueError(f"video is {window:.2f} s, shorter than one {need:.2f} s clip")
-        n = max(1, min(k, int(math.floor((window + gap + _EPS) / (length + gap)))))
-        pad = (window - n * length - (n - 1) * gap) / (n + 1)
-        out = []
-        for i in range(n):
-            s = start + pad + i * (length + gap + pad)
-            s = max(start, math.floor(s * 1000 + _EPS) / 1000)  # ms grid: keys carry the span in ms
-            out.append((round(s, 6), round(s + length, 6)))
-        return out
 
     def process(self, item: Item) -> list[Item]:
         probe_meta = item.meta.get("probe")
@@ -116,14 +93,79 @@ class PlanClips(Stage):
             lo, hi = max(lo, float(seg[0])), min(hi, float(seg[1]))
         if hi - lo > 2 * margin:
             lo, hi = lo + margin, hi - margin
-        spans = self.spans(lo, hi)
+        shots = item.data["shot_spans"] if "shot_spans" in item.data else [[lo, hi, None]]
+        windows = [Window(max(lo, a), min(hi, b), k) for a, b, k in shots if min(hi, b) > max(lo, a)]
+        if not windows:
+            return [item.filter(self.name, f"too_short: no shot footage in {lo:.2f}-{hi:.2f} s (all of it lies in "
+                                           "transitions: fades, dissolves)")]
+        try:
+            spans = plan_spans(windows, self.ctx.clip, self.params.get("policy", "center"),
+                               int(self.params.get("max_clips", 1)), float(self.params.get("min_gap_seconds", 0.0)))
+        except NoRoom as why:
+            return [item.filter(self.name, str(why))]
         item.data.pop("segment", None)
+        item.data.pop("shot_spans", None)
         children = item.fan_out(len(spans))
-        for child, span in zip(children, spans):
-            child.key = make_key(item.source, item.input_id, span)
-            child.data["span"] = list(span)
-            child.meta["source"]["span"] = list(span)
+        for child, (s, e, shot) in zip(children, spans):
+            child.key = make_key(item.source, item.input_id, (s, e))
+            child.data["span"] = [s, e]
+            child.meta["source"]["span"] = [s, e]
+            if shot is not None:
+                child.meta["source"]["shot_ids"] = [shot]
         return children
+
+
+# ---------------------------------------------------------------------------------------------- detect_shots
+
+@register_stage("detect_shots")
+class DetectShots(Stage):
+    """One decoding pass at detection size: hard cuts (PySceneDetect) and gradual transitions (media.shots).
+    Hands plan_clips the shot bodies (data.shot_spans); records cuts, transitions and shots in json.details."""
+
+    class Params(StageParams):
+        detector: Literal["content", "adaptive"] = "content"
+        threshold: float = Field(27.0, gt=0)  # content: HSV change that makes a cut
+        adaptive_threshold: float = Field(3.0, gt=0)
+        min_scene_len_s: float = Field(0.6, gt=0)  # no two cuts closer than this
+        detect_width: int = Field(256, ge=16)
+        frame_skip: int = Field(0, ge=0)  # detect on every (n+1)-th frame: cut times lose n frames
+        transitions: bool = True  # find dissolves and fades (trimmed out of the shots)
+        transition_window_s: float = Field(0.5, gt=0)
+        transition_min_change: float = Field(12.0, ge=0)
+        transition_max_residual: float = Field(0.3, gt=0)
+        transition_min_s: float = Field(0.16, gt=0)
+        transition_pad_s: float = Field(0.6, ge=0)
+        threads: int = Field(1, ge=1)  # decoder threads per worker
+
+    requires = ("path", "meta.probe")
+    provides = ("shot_spans",)
+
+    def process(self, item: Item) -> list[Item]:
+        import av
+
+        cfg = DetectConfig(**{k: v for k, v in self.params.items() if k in DetectConfig.__dataclass_fields__})
+        reader = VideoReader(item.data["path"], threads=int(self.params.get("threads", 1)))
+        finder = ShotFinder(cfg, 1.0 / reader.frame_step)
+        stopped = None
+        end = 0.0
+        try:
+            for t, frame in reader.frames():
+                finder.push(t, frame)
+                end = max(end, t + reader.frame_step)
+        except (av.FFmpegError, DecodeError) as err:  # damaged tail: the shots end where decoding did
+            stopped = f"decoding stopped at {end:.2f} s: {err}"
+        finally:
+            reader.close()
+        usable = float(item.meta["probe"]["usable_duration"])
+        duration = min(end, usable) if end > 0 else usable
+        cuts, transitions = finder.finish(duration)
+        shots = shots_from_cuts(duration, cuts, 0.0, transitions)
+        item.data["shot_spans"] = [[s.body_start, s.body_end, s.id] for s in shots if s.body_end > s.body_start]
+        item.meta["shots"] = {"cuts": [round(c, 3) for c in cuts],
+                              "transitions": [[round(a, 3), round(b, 3)] for a, b in transitions],
+                              "spans": [[round(s.body_start, 3), round(s.body_end, 3)] for s in shots],
+                              "decoded_until": round(end, 3), "stopped": stopped}
+        return [item]
 
 
 # -------------------------------------------------------------------------------------------------------- cut
