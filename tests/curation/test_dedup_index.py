@@ -106,3 +106,21 @@ def test_phash_is_64_bits_and_stable():
     h = phash(img)
     assert 0 <= h < 2**64 and h == phash(img.copy())
     assert phash(np.asarray(scene(8))) != h
+
+
+def test_seeding_from_this_output_keeps_owners_and_from_earlier_builds_flags_copies(tmp_path):
+    from tests.curation.out_helpers import make_output
+    from vidrd_data.stages.curation_dedup_index import IndexHolder, committed_fingerprints
+
+    out = make_output(tmp_path / "out")
+    seeded = committed_fingerprints(str(out))
+    assert len(seeded) == 12  # success rows only: filtered and failed rows hold no kept content
+    fp = dict(seeded[1][1])
+    key = seeded[1][0]
+    resumed = IndexHolder(5, own=[str(out)], against=[])
+    assert resumed.claim_many([(key, fp)]) == [None]  # the same sample of this output: still its own owner
+    assert resumed.claim_many([("newkey", {**fp, "phash": []})])[0][:2] == (key, "exact")
+    later = IndexHolder(5, own=[], against=[str(out)])
+    owner, kind, _, earlier = later.claim_many([(key, fp)])[0]
+    assert (owner, kind, earlier) == (key, "exact", True)  # already in the earlier build, even under its key
+    assert later.info()["seeded"] == {str(out): 12}

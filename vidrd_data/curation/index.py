@@ -27,10 +27,11 @@ class Match:
     owner: str  # key of the first occurrence
     kind: str  # "exact" | "near"
     distance: int  # worst keyframe Hamming distance (0 for exact)
+    earlier: bool = False  # the owner is in an earlier build (the stage's `against` outputs)
 
     def reason(self) -> str:
         how = "exact" if self.kind == "exact" else f"near, {self.distance} bits"
-        return f"duplicate_of={self.owner} ({how})"
+        return f"duplicate_of={self.owner} ({how}{', earlier build' if self.earlier else ''})"
 
 
 def _anchor(hashes: list[int]) -> int:
@@ -52,6 +53,7 @@ class DedupIndex:
         self.entries: list[tuple[str, tuple[int, ...]]] = []  # insertion order = "first"
         self.buckets: list[dict[int, list[int]]] = [defaultdict(list) for _ in range(BLOCKS)]
         self.owners: set[str] = set()
+        self.foreign: set[str] = set()  # owners from earlier builds: the same key here is still a copy
 
     def __len__(self) -> int:
         return len(self.owners)
@@ -59,7 +61,7 @@ class DedupIndex:
     def lookup(self, fp: dict) -> Match | None:
         owner = self.exact.get(fp["exact"])
         if owner is not None:
-            return Match(owner, "exact", 0)
+            return Match(owner, "exact", 0, owner in self.foreign)
         if not fp.get("informative", True) or not fp.get("phash"):
             return None
         hashes = [int(h, 16) for h in fp["phash"]]
@@ -79,12 +81,15 @@ class DedupIndex:
                 break
         if best is None:
             return None
-        return Match(self.entries[best[0]][0], "near", best[1])
+        owner = self.entries[best[0]][0]
+        return Match(owner, "near", best[1], owner in self.foreign)
 
-    def add(self, key: str, fp: dict) -> None:
+    def add(self, key: str, fp: dict, foreign: bool = False) -> None:
         if key in self.owners:
             return
         self.owners.add(key)
+        if foreign:
+            self.foreign.add(key)
         self.exact.setdefault(fp["exact"], key)
         if fp.get("informative", True) and fp.get("phash"):
             hashes = tuple(int(h, 16) for h in fp["phash"])
@@ -95,7 +100,7 @@ class DedupIndex:
 
     def claim(self, key: str, fp: dict) -> Match | None:
         """None: `key` is (or already was) the first occurrence and now owns its content; else the match."""
-        if key in self.owners:
+        if key in self.owners and key not in self.foreign:
             return None
         match = self.lookup(fp)
         if match is None:

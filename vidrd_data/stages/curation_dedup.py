@@ -71,7 +71,7 @@ class Dedup(Stage):
         from vidrd_data.stages.curation_dedup_index import ensure_index
 
         p = cls.Params.model_validate(params)
-        cls._driver_handle = ensure_index(ctx.config_hash, p.max_distance, ([output] if output else []) + p.against)
+        cls._driver_handle = ensure_index(ctx.config_hash, p.max_distance, [output] if output else [], p.against)
 
     def setup(self) -> None:
         self._index = None
@@ -80,7 +80,7 @@ class Dedup(Stage):
         from vidrd_data.stages.curation_dedup_index import ensure_index
 
         if getattr(self, "_index", None) is None:
-            self._index = ensure_index(self.ctx.config_hash, self.config.max_distance, list(self.config.against))
+            self._index = ensure_index(self.ctx.config_hash, self.config.max_distance, [], list(self.config.against))
         return self._index
 
     def process_batch(self, items: list[Item]) -> list[Item]:

@@ -43,20 +43,23 @@ def committed_fingerprints(output: str) -> list[tuple[str, dict]]:
 class IndexHolder:
     """The index plus its seeding; runs as the named actor or in-process."""
 
-    def __init__(self, max_distance: int, seed_outputs: list[str]):
+    def __init__(self, max_distance: int, own: list[str], against: list[str]):
         self.index = DedupIndex(max_distance)
         self.seeded: dict[str, int] = {}
-        for out in seed_outputs:
-            try:
-                entries = committed_fingerprints(out)
-            except FileNotFoundError:
-                entries = []
-            for key, fp in entries:
-                self.index.add(key, fp)
-            self.seeded[out] = len(entries)
+        # this output's committed samples (a resumed build): their keys stay owners if claimed again;
+        # earlier builds' samples: a claim, even under the same key, is a copy of what they already hold
+        for outputs, foreign in ((own, False), (against, True)):
+            for out in outputs:
+                try:
+                    entries = committed_fingerprints(out)
+                except FileNotFoundError:
+                    entries = []
+                for key, fp in entries:
+                    self.index.add(key, fp, foreign=foreign)
+                self.seeded[out] = len(entries)
 
     def claim_many(self, claims: list[tuple[str, dict]]) -> list[tuple[str, str, int] | None]:
-        return [None if m is None else (m.owner, m.kind, m.distance) for m in self.index.claim_many(claims)]
+        return [None if m is None else (m.owner, m.kind, m.distance, m.earlier) for m in self.index.claim_many(claims)]
 
     def info(self) -> dict:
         return {"owners": len(self.index), "seeded": self.seeded, "max_distance": self.index.max_distance}
@@ -69,19 +72,19 @@ def index_name(config_hash: str, max_distance: int) -> str:
     return f"vidrd_dedup_{job}_{config_hash or 'nohash'}_{max_distance}"
 
 
-def ensure_index(config_hash: str, max_distance: int, seed_outputs: list[str]):
+def ensure_index(config_hash: str, max_distance: int, own: list[str], against: list[str]):
     """Get or create the index (an actor handle under Ray, else the in-process holder)."""
     import ray
 
     name = index_name(config_hash, max_distance)
     if not ray.is_initialized():
         if name not in _LOCAL:
-            _LOCAL[name] = IndexHolder(max_distance, seed_outputs)
+            _LOCAL[name] = IndexHolder(max_distance, own, against)
         return _LOCAL[name]
     actor_cls = ray.remote(IndexHolder)
     # num_cpus 0: a bookkeeping actor must never take a core from the stages; one at a time: claims serialise.
     return actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1,
-                             max_restarts=0).remote(max_distance, seed_outputs)
+                             max_restarts=0).remote(max_distance, own, against)
 
 
 def claim(index, claims: list[tuple[str, dict]]) -> list[Match | None]:
