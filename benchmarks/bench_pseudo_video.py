@@ -1,101 +1,142 @@
-"""Pseudo-video throughput vs the bare work, and peak memory vs the number of inputs.
+"""Image-text -> pseudo-video: `vidrd-data build` against encode-only of the very frames it renders.
 
-  python benchmarks/bench_pseudo_video.py [--inputs 96] [--scale 10]
+  python benchmarks/bench_pseudo_video.py           # quick: 96 JPEG + 96 PNG inputs, 2 rounds
+  python benchmarks/bench_pseudo_video.py --full    # 384 + 384 inputs, 3 rounds, + peak RSS at 10x inputs
 
-1. Bare bound: decode each image and encode the same 16 frames (256x256, libx264 veryfast, crf 20) with
-   PyAV, in two plain processes (multiprocessing, no Ray, no framework). The frames are the ones our
-   pipeline renders, prepared beforehand, so the bound is exactly "decode + encode".
-2. Ours: `vidrd_data.build.build` on the same inputs (Ray already started: start-up is reported apart).
-3. Memory: peak RSS summed over the driver and all Ray worker processes, for N and scale x N inputs.
+Inputs: the demo photos (scikit-image) scaled so the longer side is 1024 px, saved as JPEG (q92) and PNG,
+each with its caption; output 16 frames of 256x256 at 8 fps, libx264 veryfast crf 20, 1 thread per encoder.
+Per format, interleaved round by round on the same inputs:
+- ours: `vidrd.build` of the image_text recipe (load -> pseudo_motion -> caption_select -> encode -> shards),
+  embedded Ray on 2 CPUs, already started and warm (bench_first_shard.py times start-up);
+- encode-only (the anchor, the bound): the frames our pipeline renders for each input, prepared beforehand
+  in RAM-backed files, only encoded, in 2 plain processes (spawn pool, no Ray) with the pipeline's encoder;
+- plain PyAV encode-only (for reference): the same frames through `VideoFrame.from_ndarray(rgb24)` ->
+  libx264 as PyAV documents it (our encoder converts colour with OpenCV instead).
+RATIO = our clips/s / the anchor's clips/s (target >= 0.8 of encode-only).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import multiprocessing as mp
-import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import psutil
-import yaml
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-SIZE, FRAMES, FPS = (256, 256), 16, 8
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import REPO, Timed, load_note, ratio_line  # noqa: E402
+
+SIZE, FRAMES, FPS, LONG_SIDE = (256, 256), 16, 8, 1024
+_SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
-def make_inputs(dest: Path, n: int) -> list[Path]:
+def make_inputs(dest: Path, n: int, ext: str = "jpg") -> list[Path]:
+    """n images (the demo photos cycled, longer side LONG_SIDE) as `ext`, each with its caption file."""
     from vidrd_testing.demo_data import prepare_photos
 
     photos = REPO / "data/demo/photos"
     if not photos.is_dir():
         prepare_photos(photos)
-    srcs = sorted(p for p in photos.glob("*.png"))
+    srcs = sorted(photos.glob("*.png"))
     dest.mkdir(parents=True, exist_ok=True)
+    scaled: dict[Path, Image.Image] = {}
     out = []
     for i in range(n):
         src = srcs[i % len(srcs)]
-        img = dest / f"{src.stem}_{i:05d}.jpg"  # JPEG like a LAION-style set
-        if not img.exists():
-            Image.open(src).convert("RGB").save(img, quality=92)
-            shutil.copy(src.with_suffix(".txt"), img.with_suffix(".txt"))
-        out.append(img)
+        img_path = dest / f"{src.stem}_{i:05d}.{ext}"
+        if not img_path.exists():
+            if src not in scaled:
+                im = Image.open(src).convert("RGB")
+                f = LONG_SIDE / max(im.size)
+                scaled[src] = im.resize((round(im.width * f), round(im.height * f)), Image.Resampling.LANCZOS)
+            scaled[src].save(img_path, **({"quality": 92} if ext == "jpg" else {}))
+            shutil.copy(src.with_suffix(".txt"), img_path.with_suffix(".txt"))
+        out.append(img_path)
     return out
 
 
-def _bare_one(args):
-    from vidrd_data.media.encode import encode_mp4
-
-    path, frames = args
-    with Image.open(path) as im:
-        im.convert("RGB").load()
-    return len(encode_mp4(frames, FPS))
-
-
-def bare_rate(images: list[Path]) -> float:
+def render_like_pipeline(path: Path, key: str) -> np.ndarray:
+    """The frames the image_text recipe renders for this input (its defaults, its per-key seed)."""
     from vidrd_data import pseudo_motion as pm
 
-    jobs = []
-    for p in images:  # the same frames our pipeline renders (prepared outside the timed region)
-        img = Image.open(p).convert("RGB")
-        motion, windows = pm.fit_motion(img.size, SIZE, pm.draw_motion(pm.item_seed(0, p.stem)), FRAMES, 2.0)
-        jobs.append((p, pm.render(img, windows, SIZE)))
-    # spawn, not fork: forking a process that holds a Ray core worker's threads can crash the child.
-    with mp.get_context("spawn").Pool(2) as pool:
-        pool.map(_bare_one, jobs[:4])  # warm both processes (imports)
-        t0 = time.perf_counter()
-        pool.map(_bare_one, jobs, chunksize=1)
-        return len(jobs) / (time.perf_counter() - t0)
+    img = Image.open(path)
+    img.draft("RGB", (SIZE[0] * 2, SIZE[1] * 2))
+    img = img.convert("RGB")
+    _, windows = pm.fit_motion(img.size, SIZE, pm.draw_motion(pm.item_seed(0, key)), FRAMES, 2.0)
+    return pm.render(img, windows, SIZE)
 
 
-class RssSampler:
-    """Sum of RSS over this process and its descendants (embedded Ray: gcs, raylet, workers), at 20 Hz."""
+def _encode_ours(npy: str) -> int:
+    from vidrd_data.media.encode import encode_mp4
+
+    return len(encode_mp4(np.load(npy), FPS))
+
+
+def _encode_plain(npy: str) -> int:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=Fraction(FPS))
+        s.width, s.height, s.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        s.options = {"preset": "veryfast", "crf": "20"}
+        s.codec_context.thread_count = 1
+        for f in np.load(npy):
+            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+    return buf.tell()
+
+
+def write_manifest(images: Path, out: Path) -> Path:
+    import yaml
+
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "bench", "output": str(out), "clip": {"fps": FPS, "size": list(SIZE), "frames": FRAMES},
+        "shard": {"max_samples": 100}, "ray": {"num_cpus": 2, "object_store_mb": 512},
+        "sources": [{"name": "bench", "kind": "image_text", "recipe": str(REPO / "pipelines/image_text.yaml"),
+                     "input": {"format": "folder", "root": str(images)}}]}))
+    return path
+
+
+def run_ours(manifest: Path, n: int) -> int:
+    from vidrd_data.build import build
+
+    shutil.rmtree(manifest.with_suffix(""), ignore_errors=True)
+    report = build(manifest, progress=False, out=lambda s: None)
+    if report.counts.get("success") != n:
+        raise RuntimeError(f"the build did not turn every input into a clip: {report.counts}")
+    return n
+
+
+class PeakRss:
+    """Peak RSS summed over this process and its descendants (embedded Ray: gcs, raylet, workers), 20 Hz."""
 
     def __init__(self):
-        self.peak = 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
+        import psutil
 
-    def _total(self) -> int:
-        # Embedded Ray's processes (gcs, raylet, workers) all descend from this driver: count only those,
-        # not other Ray clusters that may run on the machine.
-        me = psutil.Process()
-        total = 0
-        for p in [me, *me.children(recursive=True)]:
-            try:
-                total += p.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        self.peak, self._me, self._stop = 0, psutil.Process(), threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, self._total())
+            total = 0
+            for p in [self._me, *self._me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except Exception:  # noqa: BLE001 - a worker that exited between listing and reading
+                    pass
+            self.peak = max(self.peak, total)
             time.sleep(0.05)
 
     def __enter__(self):
@@ -107,54 +148,74 @@ class RssSampler:
         self._t.join()
 
 
-def ours(images_dir: Path, out: Path) -> tuple[float, float, int]:
-    from vidrd_data.build import build
+def bench_format(ext: str, n: int, repeats: int, work: Path, pool) -> dict[str, Timed]:
+    from vidrd_data.items import make_key
 
-    manifest = out.parent / f"{out.name}.yaml"
-    manifest.write_text(yaml.safe_dump({
-        "name": "bench", "output": str(out), "clip": {"fps": FPS, "size": list(SIZE), "frames": FRAMES},
-        "shard": {"max_samples": 100},
-        "sources": [{"name": "bench", "kind": "image_text", "recipe": str(REPO / "pipelines/image_text.yaml"),
-                     "input": {"format": "folder", "root": str(images_dir)}}]}))
-    with RssSampler() as rss:
-        t0 = time.perf_counter()
-        report = build(manifest, progress=False, out=lambda s: None)
-        dt = time.perf_counter() - t0
-    assert report.counts["success"] == len(list(images_dir.glob("*.jpg"))), report.counts
-    return report.counts["success"] / dt, dt, rss.peak
+    images = make_inputs(work / ext, n, ext)
+    frames_dir = Path(tempfile.mkdtemp(prefix="bench_pv_frames_", dir=_SHM))
+    npys = []
+    for p in images:  # the folder source's key for this file (its stem): the same seed, the same motion
+        npy = frames_dir / f"{p.stem}.npy"
+        np.save(npy, render_like_pipeline(p, make_key("bench", p.stem)))
+        npys.append(str(npy))
+    pool.map(_encode_ours, npys[:4], chunksize=1)  # both processes have imported and encoded once
+    pool.map(_encode_plain, npys[:4], chunksize=1)
+    manifest = write_manifest(work / ext, work / f"out_{ext}")
+    timed = {k: Timed(k) for k in ("ours", "encode-only", "plain PyAV encode-only")}
+    jobs = {"ours": lambda: run_ours(manifest, n),
+            "encode-only": lambda: pool.map(_encode_ours, npys, chunksize=1),
+            "plain PyAV encode-only": lambda: pool.map(_encode_plain, npys, chunksize=1)}
+    try:
+        for r in range(repeats):
+            for name, fn in jobs.items():
+                t = time.perf_counter()
+                fn()
+                timed[name].walls.append(time.perf_counter() - t)
+            print(f"  {ext} round {r + 1}/{repeats}: " + ", ".join(
+                f"{k} {n / v.walls[-1]:.1f} clips/s" for k, v in timed.items()))
+    finally:
+        shutil.rmtree(frames_dir, ignore_errors=True)
+    return timed
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--inputs", type=int, default=96)
-    ap.add_argument("--scale", type=int, default=10)
-    ap.add_argument("--repeats", type=int, default=3, help="bare/ours runs, interleaved; the best of each is kept")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--full", action="store_true", help="384 inputs per format, 3 rounds, peak RSS at 10x")
+    ap.add_argument("--inputs", type=int, help="inputs per format (default 96, --full 384)")
+    ap.add_argument("--repeats", type=int, help="rounds (default 2, --full 3)")
     args = ap.parse_args()
+    n = args.inputs or (384 if args.full else 96)
+    repeats = args.repeats or (3 if args.full else 2)
     from vidrd_data.runtime import init_ray
 
     work = Path(tempfile.mkdtemp(prefix="bench_pv_"))
-    small = make_inputs(work / "small", args.inputs)
-    t0 = time.perf_counter()
-    init_ray(None, num_cpus=2, object_store_mb=512)
-    print(f"ray start-up: {time.perf_counter() - t0:.1f} s (excluded below)")
-    ours(work / "small", work / "warm")  # warm the worker pool and imports
-    bares, rates, peak1 = [], [], 0
-    for r in range(args.repeats):  # interleaved, so both see the same machine
-        bares.append(bare_rate(small))
-        rate, dt, peak = ours(work / "small", work / f"out1_{r}")
-        rates.append(rate)
-        peak1 = max(peak1, peak)
-        print(f"  run {r}: bare {bares[-1]:.1f} clips/s, ours {rate:.1f} clips/s ({rate / bares[-1]:.2f})")
-    bare, rate = max(bares), max(rates)
-    print(f"bare decode+encode, 2 processes: {bare:.1f} clips/s  ({FRAMES} frames {SIZE[0]}x{SIZE[1]}, x264 veryfast)")
-    print(f"vidrd-data build, {args.inputs} inputs: {rate:.1f} clips/s = {rate / bare:.2f} of the bare bound (best of "
-          f"{args.repeats}); peak RSS {peak1 / 2**20:.0f} MiB")
-    make_inputs(work / "big", args.inputs * args.scale)
-    rate10, dt10, peak10 = ours(work / "big", work / "out10")
-    print(f"vidrd-data build, {args.inputs * args.scale} inputs: {rate10:.1f} clips/s ({dt10:.1f} s) = "
-          f"{rate10 / bare:.2f} of the bound; peak RSS {peak10 / 2**20:.0f} MiB = {peak10 / peak1:.2f}x the "
-          f"{args.inputs}-input build")
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        t0 = time.perf_counter()
+        init_ray(None, num_cpus=2, object_store_mb=512)
+        print(f"ray start-up {time.perf_counter() - t0:.1f} s (not timed below); {n} inputs per format, "
+              f"{repeats} rounds; {load_note()}")
+        warm = make_inputs(work / "warm", 8, "jpg")
+        run_ours(write_manifest(work / "warm", work / "out_warm"), len(warm))  # worker pool, imports
+        with mp.get_context("spawn").Pool(2) as pool:  # spawn: never fork a process holding Ray's threads
+            results = {ext: bench_format(ext, n, repeats, work, pool) for ext in ("jpg", "png")}
+        for ext, res in results.items():
+            for name, t in res.items():
+                print(f"  {ext} {name:<24} median {n / t.median:6.1f} clips/s")
+            print(ratio_line(f"pseudo-video {ext.upper()}, ours vs encode-only (2 processes)", res["ours"],
+                             res["encode-only"], 0.8, higher_is="of encode-only speed"))
+            print(ratio_line(f"pseudo-video {ext.upper()}, ours vs plain PyAV encode-only", res["ours"],
+                             res["plain PyAV encode-only"], None, higher_is="of its speed"))
+        if args.full:
+            with PeakRss() as small:
+                run_ours(write_manifest(work / "jpg", work / "out_mem1"), n)
+            make_inputs(work / "big", n * 10, "jpg")
+            with PeakRss() as big:
+                run_ours(write_manifest(work / "big", work / "out_mem10"), n * 10)
+            print(f"peak RSS (driver + Ray): {n} inputs {small.peak / 2**20:.0f} MiB, {n * 10} inputs "
+                  f"{big.peak / 2**20:.0f} MiB = {big.peak / small.peak:.2f}x")
+        print(f"after: {load_note()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

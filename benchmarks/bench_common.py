@@ -1,0 +1,91 @@
+"""What the data-side benchmarks share: machine load, interleaved timing against an anchor, in-process stages.
+
+Every figure that counts is a RATIO against an anchor measured in the same run, on the same inputs,
+interleaved (ours, anchor, ours, anchor, ...) so both see the same machine; absolute speeds are printed
+too, with the load average, but only the ratio carries over between machines and runs.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def load_note() -> str:
+    """The machine's load average and core count, for the record next to each figure."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+@dataclass
+class Timed:
+    """Wall seconds of repeated runs of one contender (and the work unit it did, e.g. source seconds)."""
+    name: str
+    walls: list[float] = field(default_factory=list)
+    extra: list[Any] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
+
+
+def interleave(contenders: dict[str, Callable[[], Any]], repeats: int, log=print) -> dict[str, Timed]:
+    """Run each contender once per round, in turn, `repeats` rounds; wall time of each call."""
+    out = {name: Timed(name) for name in contenders}
+    for r in range(repeats):
+        for name, fn in contenders.items():
+            t = time.perf_counter()
+            extra = fn()
+            out[name].walls.append(time.perf_counter() - t)
+            out[name].extra.append(extra)
+        log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n} {out[n].walls[-1]:.2f} s" for n in contenders))
+    return out
+
+
+def ratio_line(what: str, ours: Timed, anchor: Timed, target: float | None, higher_is: str = "faster") -> str:
+    """'what: R x (target >= T: met)' where R = anchor wall / our wall (same work), from the medians,
+    and the per-round ratios (each round's pair saw the same machine)."""
+    r = anchor.median / ours.median
+    per_round = [a / o for a, o in zip(anchor.walls, ours.walls)]
+    verdict = "" if target is None else f"  target >= {target:g}: {'MET' if r >= target else 'NOT MET'}"
+    return (f"RATIO {what}: {r:.2f}x {higher_is}{verdict}  (rounds: {', '.join(f'{x:.2f}' for x in per_round)}; "
+            f"median wall ours {ours.median:.2f} s, anchor {anchor.median:.2f} s)")
+
+
+def make_stages(specs: list[tuple[str, dict]], clip: dict) -> list:
+    """The named stages, built and set up (models loaded) as a worker does once."""
+    from vidrd_data.stages.base import StageContext, get_stage
+
+    ctx = StageContext(clip=clip)
+    stages = [get_stage(name)(params, ctx) for name, params in specs]
+    for stage in stages:
+        getattr(stage, "setup", lambda: None)()
+    return stages
+
+
+def apply_stages(stages: list, items: list, timings: dict[str, float] | None = None) -> list:
+    """Items through the stages in this process (no Ray): the stages' own work, nothing else. A failed
+    item raises: a benchmark must not time a pipeline that silently dropped its inputs."""
+    for stage in stages:
+        t = time.perf_counter()
+        live = [it for it in items if it.alive]
+        items = [it for it in items if not it.alive] + (stage.process_batch(live) if live else [])
+        if timings is not None:
+            timings[stage.name] = timings.get(stage.name, 0.0) + time.perf_counter() - t
+        bad = [f"{it.input_id}: {it.reason}" for it in items if it.status == "failed"]
+        if bad:
+            raise RuntimeError(f"stage {stage.name} failed: {bad[:3]}")
+    return items
+
+
+def run_stages(specs: list[tuple[str, dict]], clip: dict, items: list, timings: dict[str, float] | None = None):
+    return apply_stages(make_stages(specs, clip), items, timings)

@@ -1,0 +1,101 @@
+"""Where the time goes: each pipeline's CPU stages in this process under cProfile (no Ray, no model stages).
+
+  python benchmarks/profile_pipelines.py [image_text|short_video|long_video ...] [--top 15] [--full]
+
+image_text   load_image -> pseudo_motion -> caption_select -> encode on 64 JPEGs (~1024 px) of the demo photos
+short_video  probe -> plan_clips (multi, 6) -> cut -> encode on the real offline videos, 2 s clips @ 8 fps
+long_video   shot_detect -> embed_shots (colour histogram) -> segment_shots (filters off) -> cut_segments ->
+             encode on a 1-minute (--full: 3) 640x360 25-fps concatenation, whole shots @ 25 fps
+(the captioners are model stages, measured in bench_short_video / left out: no real weights offline)
+Prints wall seconds per stage and the top functions by own time (tottime) and by cumulative time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import REPO, load_note, run_stages  # noqa: E402
+
+
+def _items(kind: str, paths: list[Path]):
+    from vidrd_data.items import Item, make_key
+
+    return [Item(key=make_key("prof", p.name), source="prof", input_id=p.name, data={"path": str(p)},
+                 meta={"source": {"kind": kind}}) for p in paths]
+
+
+def image_text(work: Path, full: bool):
+    from bench_pseudo_video import make_inputs
+
+    paths = make_inputs(work / "img", 256 if full else 64, "jpg")
+    items = _items("image", paths)
+    for it, p in zip(items, paths):  # the caption sidecar, as the folder source hands it on
+        it.data["caption_path"] = str(p.with_suffix(".txt"))
+    specs = [("load_image", {}), ("pseudo_motion", {}), ("caption_select", {"priority": ["original"]}),
+             ("encode", {"preset": "veryfast", "crf": 20})]
+    return specs, {"fps": 8, "size": [256, 256], "frames": 16}, items
+
+
+def short_video(work: Path, full: bool):
+    from bench_short_video import offline_videos
+
+    specs = [("probe", {}), ("plan_clips", {"policy": "multi", "max_clips": 6}), ("cut", {"keyframes": [0.5]}),
+             ("encode", {"preset": "veryfast", "crf": 20})]
+    return specs, {"fps": 8, "size": [256, 256], "frames": 16}, _items("video", offline_videos())
+
+
+def long_video(work: Path, full: bool):
+    from bench_long_video import CLIP, FILTERS_OFF, make_input
+
+    video = make_input(work, 3.0 if full else 1.0)
+    specs = [("shot_detect", {}), ("embed_shots", {"model": "color_histogram"}), ("segment_shots", FILTERS_OFF),
+             ("cut_segments", {}), ("encode", {"preset": "veryfast", "crf": 20})]
+    return specs, CLIP, _items("video", [video])
+
+
+PIPELINES = {"image_text": image_text, "short_video": short_video, "long_video": long_video}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("pipelines", nargs="*", help=f"any of {', '.join(PIPELINES)} (default: all)")
+    ap.add_argument("--top", type=int, default=15)
+    ap.add_argument("--full", action="store_true")
+    args = ap.parse_args()
+    unknown = set(args.pipelines) - set(PIPELINES)
+    if unknown:
+        ap.error(f"unknown pipelines {sorted(unknown)}; choose from {', '.join(PIPELINES)}")
+    for name in args.pipelines or list(PIPELINES):
+        with tempfile.TemporaryDirectory(prefix="prof_") as d:
+            specs, clip, items = PIPELINES[name](Path(d), args.full)
+            run_stages(specs, clip, [it for it in items[:1]])  # imports, scaler caches: not profiled
+            specs, clip, items = PIPELINES[name](Path(d), args.full)
+            timings: dict[str, float] = {}
+            prof = cProfile.Profile()
+            t = time.perf_counter()
+            prof.enable()
+            out = run_stages(specs, clip, items, timings)
+            prof.disable()
+            wall = time.perf_counter() - t
+        kept = sum(1 for it in out if it.alive)
+        print(f"\n=== {name}: {len(items)} inputs -> {kept} clips in {wall:.2f} s, one process; {load_note()}")
+        print("  stage wall s: " + ", ".join(f"{k} {v:.2f} ({v / wall:.0%})" for k, v in timings.items()))
+        for key in ("tottime", "cumulative"):
+            buf = io.StringIO()
+            pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(key).print_stats(args.top)
+            lines = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
+            start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+            print(f"  top {args.top} by {key}:")
+            print("\n".join("    " + ln for ln in lines[start:start + args.top + 1]))
+
+
+if __name__ == "__main__":
+    main()
