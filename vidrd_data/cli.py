@@ -69,9 +69,18 @@ def _cmd_plan(args) -> int:
 
 
 def quiet_ray() -> None:
-    """-q: nothing from Ray's Python loggers on the terminal; its logs still go to the session's log folder."""
-    for name in ("ray", "ray.data", "ray.train", "ray._private"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    """-q: nothing from Ray's loggers on this terminal; their files in the session's log folder stay as they
+    are. Ray attaches its terminal handlers at import (Ray Data: its own), so those are turned off here."""
+    import ray  # noqa: F401
+
+    try:
+        import ray.data  # noqa: F401 - configures its handlers on import
+    except ImportError:
+        pass
+    for name in ("ray", "ray.data", "ray.train"):
+        for handler in logging.getLogger(name).handlers:
+            if getattr(handler, "stream", None) in (sys.stderr, sys.stdout):
+                handler.setLevel(logging.CRITICAL + 1)
 
 
 def ray_log_dir() -> str | None:
