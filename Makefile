@@ -18,8 +18,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# Each prints its RATIO against an anchor measured in the same run (BENCHMARKS.md). Quick sizes by default;
+# `make bench BENCH_FLAGS=--full` for the full ones (video2dataset too, once
+# benchmarks/anchors/setup_video2dataset.sh has run). Model-side benchmarks: their commands in BENCHMARKS.md.
+BENCH_FLAGS ?=
 bench: setup
-	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+	for b in first_shard pseudo_video short_video long_video; do \
+	  $(PY) benchmarks/bench_$$b.py $(BENCH_FLAGS) || exit 1; done
 
 clean:
 	rm -rf out data/demo
