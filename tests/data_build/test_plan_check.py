@@ -108,3 +108,16 @@ def test_bundled_manifests_pass_the_plan_check(monkeypatch):
 def test_output_override(tmp_path):
     path = _manifest(tmp_path, "image_text")
     assert load_manifest(path, output=str(tmp_path / "elsewhere")).manifest.output == str(tmp_path / "elsewhere")
+
+
+def test_the_caption_stage_checks_its_captioners_parameters(tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    doc = yaml.safe_load((REPO / "manifests" / "demo.yaml").read_text())
+    doc["sources"] = [s for s in doc["sources"] if s["name"] == "longform"]
+    doc["sources"][0]["overrides"]["caption"] = {"model": "minigpt4", "minigpt4": {"max_new_tokenz": 5}}
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    resolved = load_manifest(path)
+    with pytest.raises(PlanError, match=r"stage caption \(stages\[\d+\]\): caption \(model minigpt4\): "
+                                        r"max_new_tokenz: Extra inputs are not permitted; allowed: .*max_new_tokens"):
+        check_plan(resolved, make_context(resolved))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ValidationError
 
 from vidrd_data.items import Item
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, get_stage, register_stage
@@ -126,7 +126,12 @@ class Caption(Stage):
     @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         stage_cls, sub = cls._delegate(params)
-        stage_cls.validate(sub, ctx)
+        try:
+            stage_cls.validate(sub, ctx)
+        except ValidationError as exc:  # name the captioner whose parameters are wrong, and what it accepts
+            errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"caption (model {stage_cls.name.removeprefix('caption_')}): {errors}; "
+                             f"allowed: {', '.join(stage_cls.Params.model_fields)}") from None
 
     @classmethod
     def resources(cls, params: dict[str, Any], ctx: StageContext) -> Resources:
