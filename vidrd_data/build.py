@@ -1,7 +1,11 @@
-"""`vidrd-data build`: validate, plan, run the stages on Ray, commit shards.
+"""`vidrd-data build`: validate, plan, then stream input partitions through Ray; the workers write the shards.
 
-Everything that can be wrong with the manifest, the recipes, the inputs' roots or the models is found
-before any work (`prepare`); then each source streams through its Ray Data pipeline into the sink.
+Before Ray starts (`prepare`): the manifest, recipes and stage parameters (plan_check), every reader's input
+(a missing root, a CSV's encoding and columns), the output lock and the config of what is already there. Then,
+per source: model actor pools are started and checked; partitions are listed lazily and each becomes one Ray
+task (`vidrd_data.writer.write_partition`) that expands it, runs the recipe and commits its shard. At most
+`partitions_in_flight` are outstanding, so the driver's memory does not grow with the corpus; it receives only
+small `PartitionResult`s and finally writes `dataset_info.json`.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +22,20 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from vidrd_data import __version__
-from vidrd_data.items import FAILED, Item
+from vidrd_data.items import FAILED
 from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
+from vidrd_data.output_lock import OutputLock, OutputLocked
 from vidrd_data.plan_check import check_plan
-from vidrd_data.runtime import StepPlan, build_dataset, configure_data_context, init_ray, plan_steps
-from vidrd_data.sink import CommittedState, ShardPlan, ShardSink, plan_shards, scan_committed, write_dataset_info
-from vidrd_data.sources.base import get_reader
+from vidrd_data.runtime import ModelStageFailed, StepPlan, init_ray, plan_steps, start_pools, stop_pools
+from vidrd_data.sink import (cleanup_leftovers, committed_by_partition, recorded_config_hash, remove_own_shards,
+                             write_dataset_info)
+from vidrd_data.sources.base import SourceReader, get_reader
 from vidrd_data.stages.base import StageContext
+from vidrd_data.writer import PartitionJob, PartitionResult, write_partition
+
+
+class BuildError(ManifestError):
+    """Found when starting work (a model stage's actors cannot start, the output is locked): nothing was built."""
 
 
 @dataclass
@@ -31,12 +43,9 @@ class SourcePlan:
     name: str
     kind: str
     fmt: str
-    total: int
-    committed: int
-    pending: list[Item]
+    reader: SourceReader
     steps: list[StepPlan]
-    shards: list[ShardPlan]
-    retried: int = 0
+    limit: int | None = None
     items_per_task: int = 1
 
 
@@ -44,13 +53,17 @@ class SourcePlan:
 class BuildReport:
     output: str
     counts: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)  # reason -> count (this run)
+    failures: Counter = field(default_factory=Counter)  # reason class -> count (this run)
     shards: list[str] = field(default_factory=list)
     seconds: float = 0.0
     first_commit_seconds: float | None = None
-    inputs: int = 0
+    inputs: int = 0  # inputs given an outcome by this run
     failed_inputs: int = 0
-    duplicates: int = 0  # items re-emitted by retried Ray tasks and dropped by the sink (exactly-once output)
+    retried: int = 0
+    duplicates: int = 0  # kept for callers: a retried task now rewrites its whole shard, nothing to drop
+    set_aside: list[str] = field(default_factory=list)
+    lost_partitions: list[str] = field(default_factory=list)
+    writers: Counter = field(default_factory=Counter)  # writer node id -> shards
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,7 +81,7 @@ def _output_path(output: str) -> str:
     except ImportError as exc:
         extra = {"s3": "s3", "gs": "gcs", "gcs": "gcs"}.get(output.split("://")[0])
         hint = f"pip install 'vidrd[{extra}]'" if extra else "install the fsspec backend for this protocol"
-        raise ManifestError(f"output {output}: {exc} ({hint}; only the driver writes the output)") from None
+        raise ManifestError(f"output {output}: {exc} ({hint}; every worker writes the output)") from None
     return output
 
 
@@ -79,45 +92,31 @@ def make_context(resolved: ResolvedManifest) -> StageContext:
                         base_dir=str(Path.cwd()), config_hash=resolved.config_hash(), package_version=__version__)
 
 
-def plan_sources(resolved: ResolvedManifest, ctx: StageContext, committed: CommittedState, *,
-                 retry_failed: bool = False, max_items: int | None = None) -> list[SourcePlan]:
+def plan_sources(resolved: ResolvedManifest, ctx: StageContext) -> list[SourcePlan]:
+    """Readers planned (inputs checked and scanned) and steps planned, before Ray starts."""
     m = resolved.manifest
     plans = []
     for i, src in enumerate(resolved.sources):
         spec = src.spec
         where = f"{resolved.path}: sources[{i}] ({spec.name})"
         reader_cls = get_reader(spec.kind, spec.input["format"])
-        reader = reader_cls(spec.name, reader_cls.Params.model_validate(spec.input), Path(ctx.base_dir))
+        per_partition = max(1, m.shard.max_samples // src.recipe.max_outputs_per_input)
+        reader = reader_cls(spec.name, reader_cls.Params.model_validate(spec.input), Path(ctx.base_dir), per_partition)
         try:
-            reader.check()
+            reader.plan()
         except (OSError, ValueError) as exc:
             raise ManifestError(f"{where}.input: {exc}") from None
         try:
             steps = plan_steps(src.stage_params(), ctx, ctx.models)
         except (ValueError, FileNotFoundError, KeyError) as exc:
             raise ManifestError(f"{where} ({Path(src.recipe_path).name}): {exc}") from None
-        try:
-            items = reader.list_items()
-        except (OSError, ValueError) as exc:
-            raise ManifestError(f"{where}.input: {exc}") from None
-        if spec.limit is not None:
-            items = items[: spec.limit]
-        done = committed.inputs.get(spec.name, set())
-        retry = committed.failed_inputs(spec.name) if retry_failed else set()
-        pending = [it for it in items if it.input_id not in done or it.input_id in retry]
-        if max_items is not None:
-            pending = pending[:max_items]
-        per_shard = max(1, m.shard.max_samples // src.recipe.max_outputs_per_input)
-        shards = plan_shards(spec.name, [it.input_id for it in pending], per_shard, committed.next_index[spec.name])
-        plans.append(SourcePlan(spec.name, spec.kind, spec.input["format"], len(items),
-                                len([it for it in items if it.input_id in done]), pending, steps, shards,
-                                retried=len([it for it in pending if it.input_id in retry]),
-                                items_per_task=src.recipe.items_per_task))
+        plans.append(SourcePlan(spec.name, spec.kind, spec.input["format"], reader, steps, spec.limit,
+                                src.recipe.items_per_task))
     return plans
 
 
 def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: dict, output: str, removed: list[str],
-               out: Callable[[str], None], address: str | None = None) -> None:
+               committed: dict, out: Callable[[str], None], address: str | None = None) -> None:
     from vidrd_data.cluster import actor_starvation, node_table, placement
 
     m = resolved.manifest
@@ -126,15 +125,15 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
     out(f"vidrd-data build: {m.name}  (config {resolved.config_hash()})")
     out(f"  output   {output}")
     out(f"  clip     {clip.size[0]}x{clip.size[1]} @ {clip.fps:g} fps, {length}; shards of <= {m.shard.max_samples} samples")
-    gpus = resources.get("GPU", 0)
     nodes = node_table()  # node:IP resource keys undercount: several nodes may share an IP
-    out(f"  ray      {address or 'embedded'}: {resources.get('CPU', 0):g} CPU, {gpus:g} GPU, {len(nodes)} node(s)")
+    out(f"  ray      {address or 'embedded'}: {resources.get('CPU', 0):g} CPU, {resources.get('GPU', 0):g} GPU, "
+        f"{len(nodes)} node(s)")
     if removed:
         out(f"  resume   removed {len(removed)} leftover file(s) of uncommitted shards (they are rebuilt)")
     for p in plans:
-        extra = f", {p.retried} failed to retry" if p.retried else ""
-        out(f"  source   {p.name} [{p.kind}/{p.fmt}]: {p.total} inputs, {p.committed} committed, "
-            f"{len(p.pending)} to do{extra} -> {len(p.shards)} shard(s)")
+        done = sum(1 for (s, _) in committed if s == p.name)
+        out(f"  source   {p.name} [{p.kind}/{p.fmt}]: partitions of <= {p.reader.inputs_per_partition} inputs, "
+            f"listed as the build goes; {done} partition(s) committed")
         starving = actor_starvation(p.steps, nodes)
         if starving:
             out(f"  warning  {p.name}: {starving}")
@@ -150,81 +149,158 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
 
 def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: bool = True,
           retry_failed: bool = False, max_items: int | None = None, progress: bool = True,
-          out: Callable[[str], None] = print, output: str | None = None) -> BuildReport:
+          out: Callable[[str], None] = print, output: str | None = None, force: bool = False,
+          verify: str = "sha256", partitions_in_flight: int | None = None) -> BuildReport:
     t0 = time.time()
     resolved = load_manifest(manifest_path, output=output)
     m = resolved.manifest
     output = _output_path(m.output)
     ctx = make_context(resolved)
     check_plan(resolved, ctx)  # every recipe chain and stage parameter, before Ray starts
+    plans = plan_sources(resolved, ctx)  # every input listing problem, before Ray starts
+    try:
+        lock = OutputLock(output).acquire()
+    except OutputLocked as exc:
+        raise BuildError(str(exc)) from None
+    try:
+        return _build_locked(resolved, plans, ctx, output, t0, ray_address=ray_address, resume=resume,
+                             retry_failed=retry_failed, max_items=max_items, progress=progress, out=out, force=force,
+                             verify=verify, partitions_in_flight=partitions_in_flight)
+    finally:
+        lock.release()
+
+
+def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retry_failed, max_items, progress, out,
+                  force, verify, partitions_in_flight) -> BuildReport:
+    m = resolved.manifest
+    if not resume:
+        remove_own_shards(output)
+    recorded = recorded_config_hash(output)
+    if recorded and recorded != ctx.config_hash and not force:
+        raise BuildError(f"output {output} was built with config {recorded}; this manifest resolves to config "
+                         f"{ctx.config_hash}. Resuming would mix two configurations in one dataset: use --no-resume "
+                         f"to start over, another output, or --force to continue anyway")
+    removed = cleanup_leftovers(output)
+    committed = committed_by_partition(output)
     address = ray_address if ray_address is not None else m.ray.address
     resources = init_ray(address, m.ray.num_cpus, m.ray.object_store_mb)
-    configure_data_context()
-    if not resume:
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(output)
-        if fs.exists(f"{root}/shards"):
-            fs.rm(f"{root}/shards", recursive=True)
-    committed = scan_committed(output)
-    plans = plan_sources(resolved, ctx, committed, retry_failed=retry_failed, max_items=max_items)
-    print_plan(resolved, plans, resources, output, committed.removed, out, address=address or os.environ.get("RAY_ADDRESS"))
+    _stages_on_driver(plans, ctx, output)
+    print_plan(resolved, plans, resources, output, removed, committed, out, address=address or os.environ.get("RAY_ADDRESS"))
 
     report = BuildReport(output=output)
-    total = sum(len(p.pending) for p in plans)
-    bar = tqdm(total=total, unit="input", desc="building", disable=not progress or total == 0, file=sys.stderr)
-
-    def on_commit(plan: ShardPlan, counts: Counter) -> None:
-        if report.first_commit_seconds is None:
-            report.first_commit_seconds = time.time() - t0
-        report.shards.append(plan.name)
-        bar.set_postfix_str(f"shards {len(report.shards)}, ok {report.counts['success'] + counts['success']}")
-
-    all_shards = [s for p in plans for s in p.shards]
-    sink = ShardSink(output, all_shards, committed, __version__, ctx.config_hash, on_commit=on_commit,
-                     on_input_done=lambda: bar.update(1))
+    bar = tqdm(total=None, unit="input", desc="building", disable=not progress, file=sys.stderr)
+    cpus = max(1, int(resources.get("CPU", 1)))
     for p in plans:
-        ready = [it for it in p.pending if not it.alive]  # failed while listing: straight to the sink
-        live = [it for it in p.pending if it.alive]
-        for it in ready:
-            sink.add(it)
-        if live:
-            ds = build_dataset(live, p.steps, ctx, p.items_per_task)
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
-                for blob in batch["item"]:
-                    sink.add(_load(blob))
-    sink.finish()
+        try:
+            pools = start_pools(p.steps, ctx)
+        except ModelStageFailed as exc:
+            raise BuildError(str(exc)) from None
+        try:
+            _run_source(p, ctx, pools, output, committed, report, bar, t0, retry_failed=retry_failed,
+                        max_items=max_items, verify=verify, in_flight=partitions_in_flight or max(2, cpus), cpus=cpus)
+        finally:
+            stop_pools(pools)
     bar.close()
-    report.counts = sink.stats
-    report.duplicates = sink.duplicates
-    for reason, n in sink.failure_reasons.items():
-        report.failures[reason] = n
-    report.inputs = total
-    report.failed_inputs = len(sink.failed_inputs)
     report.info = write_dataset_info(output, resolved.as_dict(), __version__, ctx.config_hash,
-                                     {"last_build": {"seconds": round(time.time() - t0, 3), "inputs": total,
-                                                     "counts": dict(report.counts)}})
+                                     {"last_build": {"seconds": round(time.time() - t0, 3), "inputs": report.inputs,
+                                                     "counts": dict(report.counts),
+                                                     "writers": dict(report.writers)}})
     report.seconds = time.time() - t0
     _print_summary(report, out)
     return report
 
 
-def _load(blob: bytes) -> Item:
-    from vidrd_data.items import from_row
+def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildReport, bar, t0, *, retry_failed,
+                max_items, verify, in_flight, cpus) -> None:
+    import ray
 
-    return from_row({"item": blob})
+    remote = ray.remote(write_partition).options(num_cpus=0, scheduling_strategy="SPREAD",
+                                                 max_retries=int(os.environ.get("VIDRD_TASK_RETRIES", "3")))
+    serial = max_items is not None or p.limit is not None  # budgets are spent in partition order
+    budget = {"pending": max_items, "inputs": p.limit}
+    inflight: dict[Any, PartitionJob] = {}
+
+    def collect(block_until: int) -> None:
+        while len(inflight) > block_until:
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            job = inflight.pop(ready[0])
+            try:
+                res: PartitionResult = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - the writer died on every attempt: record its inputs as lost
+                if job.lost:
+                    report.lost_partitions.append(f"{p.name} partition {job.partition.index} ({job.partition.where}): {exc}")
+                    report.failures[f"{FAILED} at pipeline: partition lost"] += 1
+                    continue
+                why = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+                job.lost = f"lost: the partition's writer task failed after all retries ({why})"
+                inflight[remote.remote(job)] = job
+                continue
+            _account(res, report, bar, t0)
+            if serial:
+                budget["pending"] = None if budget["pending"] is None else budget["pending"] - res.inputs
+                budget["inputs"] = None if budget["inputs"] is None else budget["inputs"] - res.seen
+
+    chunk, sized, build_id = p.items_per_task, True, uuid.uuid4().hex
+    for part in p.reader.partitions():
+        if serial and any(v is not None and v <= 0 for v in budget.values()):
+            break
+        if part.size:  # keep >= 4 chunks per CPU within a partition where it has that many inputs
+            chunk = max(1, min(p.items_per_task, -(-part.size // (4 * cpus))))
+        sized = sized and part.size is not None and not serial
+        if sized:  # the bar's total grows as the listing goes; unknown (tars) or budgeted: a count only
+            bar.total = (bar.total or 0) + part.size
+            bar.refresh()
+        job = PartitionJob(p.reader, part, p.steps, ctx, pools, output, committed.get((p.name, part.index), []),
+                           retry_failed, budget["pending"] if serial else None, budget["inputs"] if serial else None,
+                           chunk, max(2, cpus), verify, build_id=build_id)
+        inflight[remote.remote(job)] = job
+        collect(0 if serial else in_flight - 1)
+    collect(0)
+
+
+def _account(res: PartitionResult, report: BuildReport, bar, t0) -> None:
+    if res.stem:
+        if report.first_commit_seconds is None:
+            report.first_commit_seconds = time.time() - t0
+        report.shards.append(res.stem)
+        report.writers[res.writer.get("node_id") or res.writer.get("hostname")] += 1
+    report.counts.update(res.counts)
+    report.failures.update(res.reasons)
+    report.inputs += res.inputs
+    report.failed_inputs += res.failed_inputs
+    report.retried += res.retried
+    report.set_aside.extend(res.set_aside)
+    bar.update(res.seen)  # inputs of finished partitions: committed now or by an earlier run
+    bar.set_postfix_str(f"shards {len(report.shards)}, new {report.inputs}, ok {report.counts['success']}")
+
+
+def _stages_on_driver(plans: list[SourcePlan], ctx: StageContext, output: str) -> None:
+    """Stages that share state across workers (dedup's index actor) set it up here, once, owned by the driver."""
+    from vidrd_data.stages.base import get_stage
+
+    for p in plans:
+        for step in p.steps:
+            for name, params in step.stages:
+                hook = getattr(get_stage(name), "on_driver", None)
+                if hook:
+                    hook(params, ctx, output)
 
 
 def _print_summary(report: BuildReport, out: Callable[[str], None]) -> None:
     c = report.counts
     out(f"done in {report.seconds:.1f} s: {c.get('success', 0)} success, {c.get('filtered', 0)} filtered, "
         f"{c.get('failed', 0)} failed; {len(report.shards)} shard(s) committed -> {report.output}")
-    if report.duplicates:
-        out(f"  {report.duplicates} item(s) re-emitted by retried Ray tasks were dropped (each written once)")
+    if report.retried:
+        out(f"  {report.retried} failed input(s) retried")
+    if report.set_aside:
+        out(f"  {len(report.set_aside)} file(s) of damaged committed shards set aside in set_aside/ and rebuilt: "
+            f"{', '.join(report.set_aside[:6])}")
+    for lost in report.lost_partitions:
+        out(f"  error: {lost}")
     if report.failures:
         out("failures and filters by reason:")
         for reason, n in report.failures.most_common(20):
             out(f"  {n:5d}  {reason}")
 
 
-__all__ = ["build", "BuildReport", "FAILED"]
+__all__ = ["build", "BuildReport", "BuildError", "FAILED"]

@@ -22,7 +22,7 @@ def _cmd_build(args) -> int:
     try:
         report = build(args.manifest, ray_address=args.ray_address, resume=not args.no_resume,
                        retry_failed=args.retry_failed, max_items=args.max_items, progress=not args.quiet,
-                       output=args.output)
+                       force=args.force, output=args.output)
         logs = ray_log_dir()
         if logs:
             print(f"  ray logs {logs}")

@@ -1,20 +1,20 @@
-"""Ray runtime: start or join Ray, and turn a recipe into a streaming Ray Data pipeline.
+"""Ray runtime: a recipe as steps, the Ray task that runs them on a chunk of items, and model actor pools.
 
-Consecutive CPU stages are fused into one `map_batches` task (decoded frames never leave the worker that
-made them; only encoded clips reach the object store); a model stage becomes an actor pool so its model
-is loaded once per actor. Each stage call is guarded per item: one bad input becomes a `failed` row.
+Consecutive CPU stages are fused into one step; a model stage is its own step, served by a pool of actors that
+load the model once. A chunk of a partition's items runs through every step in ONE Ray task (`run_stages`):
+CPU steps in the task itself (decoded frames never leave it), model steps by a call to a pool actor (the task
+waits, its CPU released). Only encoded clips leave the task, to the partition's writer (never to the driver).
+Each stage call is guarded per item: one bad input becomes a `failed` row.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
-import warnings
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from vidrd_data.items import Item, from_row, to_row
 from vidrd_data.ray_session import init_ray  # noqa: F401 - moved; re-exported for old importers
@@ -22,22 +22,22 @@ from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, ma
 
 log = logging.getLogger("vidrd_data")
 
-
-def configure_data_context(max_block_mb: int = 64) -> None:
-    from ray.data import DataContext
-
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = False  # the build shows its own bar over committed inputs
-    ctx.target_max_block_size = max_block_mb * 2**20
-    ctx.execution_options.preserve_order = False
-    ctx.execution_options.verbose_progress = False
-    # A task that still fails after its retries (a worker crash on every attempt: a decoder segfault, OOM on
-    # one huge video) loses only its block (the recipe's items_per_task inputs); the sink records those
-    # inputs as failed ("lost"), and `--retry-failed` reruns them.
-    ctx.max_errored_blocks = -1
+# Retries on system failures (worker or node died, object lost). Finite: an input that kills its worker on every
+# attempt would otherwise hang the build.
+TASK_RETRIES = int(os.environ.get("VIDRD_TASK_RETRIES", "3"))
+# A model actor that dies is restarted this many times, then its stage fails (never a restart loop).
+ACTOR_RESTARTS = int(os.environ.get("VIDRD_ACTOR_RESTARTS", "2"))
 
 
 # ---------------------------------------------------------------------------------------------- applying stages
+
+def _guarded(stage: Stage, items: list[Item]) -> list[Item]:
+    try:  # the per-item guard (wall-clock limit, file checks) where the safety module provides one
+        from vidrd_data.item_guard import guard_stage_call
+    except ImportError:
+        return stage.process_batch(items)
+    return guard_stage_call(stage, items)
+
 
 def apply_stage(stage: Stage, items: list[Item]) -> list[Item]:
     """Run a stage on the live items; pass terminal ones through; isolate per-item failures."""
@@ -46,22 +46,20 @@ def apply_stage(stage: Stage, items: list[Item]) -> list[Item]:
     if not live:
         return done
     try:
-        return done + stage.process_batch(live)
+        return done + _guarded(stage, live)
     except Exception:  # noqa: BLE001 - retry one by one to find the culprit(s)
         if len(live) == 1:
             return done + [_fail(stage, live[0])]
     out = done
     for it in live:
         try:
-            out.extend(stage.process_batch([it]))
+            out.extend(_guarded(stage, [it]))
         except Exception:  # noqa: BLE001
             out.append(_fail(stage, it))
     return out
 
 
 def _fail(stage: Stage, item: Item) -> Item:
-    import sys
-
     exc = sys.exc_info()[1]
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     reason = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
@@ -69,45 +67,121 @@ def _fail(stage: Stage, item: Item) -> Item:
     return item.fail(stage.name, reason[:500])
 
 
-def _rows_to_items(batch: dict[str, np.ndarray]) -> list[Item]:
-    return [from_row({"item": b}) for b in batch["item"]]
+def pack(items: list[Item]) -> list[bytes]:
+    return [to_row(it)["item"] for it in items]
 
 
-def _items_to_batch(items: list[Item]) -> dict[str, list]:
-    rows = [to_row(it) for it in items]
-    return {c: [r[c] for r in rows] for c in ("key", "source", "input_id", "status", "item")}
+def unpack(blobs: list[bytes]) -> list[Item]:
+    return [from_row({"item": b}) for b in blobs]
 
 
-_STAGE_CACHE: dict[int, list[Stage]] = {}
+_STAGE_CACHE: dict = {}  # hash -> stages, and "build" -> the build they belong to
 
 
-def run_cpu_stages(batch: dict[str, np.ndarray], specs: list[tuple[str, dict]], ctx: StageContext) -> dict[str, list]:
-    """A Ray task body: the fused CPU stages over one batch. Stage objects are cached per worker process."""
-    cache_key = hash((repr(specs), ctx.config_hash))
-    stages = _STAGE_CACHE.get(cache_key)
-    if stages is None:
-        stages = _STAGE_CACHE[cache_key] = [make_stage(n, p, ctx) for n, p in specs]
-    items = _rows_to_items(batch)
-    for stage in stages:
-        items = apply_stage(stage, items)
-    return _items_to_batch(items)
+def _cpu_stages(specs: list[tuple[str, dict]], ctx: StageContext, build_id: str = "") -> list[Stage]:
+    """Stage objects are built once per worker process and build, and reused by its later tasks of that build
+    (a later build in the same Ray session gets fresh ones: stages may hold handles to that build's actors)."""
+    key = hash((repr(specs), ctx.config_hash, build_id))
+    if key not in _STAGE_CACHE and _STAGE_CACHE.get("build") != build_id:
+        _STAGE_CACHE.clear()  # an earlier build's stages (and their models) are not needed any more
+        _STAGE_CACHE["build"] = build_id
+    if key not in _STAGE_CACHE:
+        _STAGE_CACHE[key] = [make_stage(n, p, ctx) for n, p in specs]
+    return _STAGE_CACHE[key]
+
+
+def run_stages(blobs: list[bytes], steps: list["StepPlan"], ctx: StageContext, pools: dict[int, list],
+               chunk_no: int, build_id: str = "") -> list[bytes]:
+    """A Ray task body: one chunk of items through every step of the recipe; returns the terminal items."""
+    import ray
+
+    items = unpack(blobs)
+    for i, step in enumerate(steps):
+        if not any(it.alive for it in items):
+            break
+        if not step.uses_model:
+            for stage in _cpu_stages(step.stages, ctx, build_id):
+                items = apply_stage(stage, items)
+            continue
+        actors = pools[i]
+        actor = actors[chunk_no % len(actors)]
+        live, done = [it for it in items if it.alive], [it for it in items if not it.alive]
+        bs = max(1, step.batch_size or len(live))
+        refs = [actor.process.remote(pack(live[k: k + bs])) for k in range(0, len(live), bs)]
+        items = done + [it for blob in ray.get(refs) for it in unpack(blob)]
+    return pack(items)
 
 
 class ModelStageActor:
-    """An actor-pool member: loads the stage (and its model) once, then maps batches."""
+    """A pool member: loads the stage (and its model) once, then maps batches of packed items."""
 
     def __init__(self, name: str, params: dict, ctx: StageContext):
         self.stage = make_stage(name, params, ctx)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
-        return _items_to_batch(apply_stage(self.stage, _rows_to_items(batch)))
+    def ready(self) -> bool:
+        return True
+
+    def process(self, blobs: list[bytes]) -> list[bytes]:
+        return pack(apply_stage(self.stage, unpack(blobs)))
+
+
+class ModelStageFailed(RuntimeError):
+    """A model stage's actors could not start: the build stops before more work, with the actor's own error."""
+
+
+def start_pools(steps: list["StepPlan"], ctx: StageContext, timeout_s: float | None = None) -> dict[int, list]:
+    """Actor pools for the model steps, each actor checked alive (its model loaded) before any work is sent."""
+    import ray
+
+    pools: dict[int, list] = {}
+    cls = ray.remote(ModelStageActor)
+    try:
+        for i, step in enumerate(steps):
+            if not step.uses_model:
+                continue
+            name, params = step.stages[0]
+            r = step.resources
+            opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus or 0,
+                                    "max_restarts": ACTOR_RESTARTS, "max_task_retries": TASK_RETRIES}
+            if r.memory_mb:
+                opts["memory"] = r.memory_mb * 2**20
+            pools[i] = [cls.options(**opts).remote(name, params, ctx) for _ in range(step.pool_size)]
+        for i, actors in pools.items():
+            try:
+                ray.get([a.ready.remote() for a in actors], timeout=timeout_s)
+            except Exception as exc:  # noqa: BLE001 - the actor's own error, as Ray reports it
+                raise ModelStageFailed(f"model stage {steps[i].stages[0][0]}: its actor could not start: "
+                                       f"{_root_cause(exc)}") from None
+    except BaseException:
+        stop_pools(pools)
+        raise
+    return pools
+
+
+def _root_cause(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    # Ray wraps the constructor's exception in a traceback; its last line is the error itself.
+    errs = [ln.strip() for ln in lines if ("Error" in ln or "Exception" in ln) and not ln.startswith(" ")]
+    return (errs[-1] if errs else (lines[-1] if lines else type(exc).__name__))[:800]
+
+
+def stop_pools(pools: dict[int, list]) -> None:
+    import ray
+
+    for actors in pools.values():
+        for a in actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
 
 
 # ------------------------------------------------------------------------------------------------- the plan
 
 @dataclass
 class StepPlan:
-    """One Ray Data operator: fused CPU stages, or a model stage's actor pool."""
+    """One step: fused CPU stages (run in the chunk's task), or a model stage's actor pool."""
     stages: list[tuple[str, dict]]
     uses_model: bool
     resources: Resources
@@ -119,7 +193,7 @@ class StepPlan:
         r = self.resources
         where = f"{r.num_cpus:g} CPU" + (f", {r.num_gpus:g} GPU" if r.num_gpus else "")
         how = f"actor pool x{self.pool_size}" if self.uses_model else "tasks"
-        batch = self.batch_size or "per block"
+        batch = self.batch_size or "per chunk"
         return f"{names}  [{how}, {where} each, batch {batch}]"
 
 
@@ -127,6 +201,8 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
     steps: list[StepPlan] = []
     for name, params in specs:
         cls = get_stage(name)
+        if not getattr(cls, "active", lambda p, c: True)(params, ctx):
+            continue  # switched off (e.g. its model is not configured): no task, no actor pool
         res = cls.resources(params, ctx)
         if cls.uses_model:
             model_cfg = models.get(params.get("model", name), {})
@@ -143,44 +219,11 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
     return steps
 
 
-# Retries on system failures (worker or node died, object lost). Finite: Ray Data's default is infinite,
-# and an input that kills its worker on every attempt would then hang the build.
-TASK_RETRIES = int(os.environ.get("VIDRD_TASK_RETRIES", "3"))
-
-
-def build_dataset(items: list[Item], steps: list[StepPlan], ctx: StageContext, items_per_task: int = 1):
-    import ray.data
-
-    rows = [to_row(it) for it in items]
-    # One block = one task's worth of inputs. A Ray Data task costs tens of ms of CPU on its own, so light
-    # inputs (images) share a task; but keep >= 4 blocks per CPU (when there are enough inputs) so that
-    # every core stays busy to the end. Heavy inputs (videos) use items_per_task 1.
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    num_blocks = max(-(-len(rows) // items_per_task), min(len(rows), 4 * cpus), 1)
-    ds = ray.data.from_items(rows, override_num_blocks=num_blocks)
-    with warnings.catch_warnings():
-        # max_retries / max_task_retries have no named parameter yet (Ray 2.60 deprecates the kwargs form
-        # "for 2.64" without a replacement): silence that one warning, revisit on upgrade.
-        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
-        return _add_steps(ds, steps, ctx)
-
-
-def _add_steps(ds, steps: list[StepPlan], ctx: StageContext):
-    from ray.data import ActorPoolStrategy
-
-    for step in steps:
-        r = step.resources
-        remote = {"num_cpus": r.num_cpus}
-        if r.memory_mb:
-            remote["memory"] = r.memory_mb * 2**20
-        if step.uses_model:
-            name, params = step.stages[0]
-            ds = ds.map_batches(ModelStageActor, fn_constructor_args=(name, params, ctx), batch_size=step.batch_size,
-                                compute=ActorPoolStrategy(size=step.pool_size), num_gpus=r.num_gpus or None,
-                                batch_format="numpy", zero_copy_batch=False, max_restarts=-1,
-                                max_task_retries=TASK_RETRIES, **remote)
-        else:
-            # batch_size None: the fused stages see the whole block at once (no per-row batch conversions).
-            ds = ds.map_batches(run_cpu_stages, fn_args=(step.stages, ctx), batch_size=step.batch_size or None,
-                                batch_format="numpy", zero_copy_batch=False, max_retries=TASK_RETRIES, **remote)
-    return ds
+def task_resources(steps: list[StepPlan]) -> dict[str, Any]:
+    """What a chunk task asks Ray for: the largest CPU step (model steps run in their actors)."""
+    cpu = [s.resources for s in steps if not s.uses_model] or [Resources()]
+    out: dict[str, Any] = {"num_cpus": max(r.num_cpus for r in cpu)}
+    mem = max((r.memory_mb or 0) for r in cpu)
+    if mem:
+        out["memory"] = mem * 2**20
+    return out

@@ -1,19 +1,21 @@
 """Image–text inputs: a folder with sidecar captions, img2dataset-style WebDataset tars, a Parquet/CSV table.
 
-Readers only list inputs; bytes are read by the `load_image` stage on a worker. For tars we record each
-member's byte offset so a worker reads just that member (no tar scan per item).
+Partitions: a chunk of the folder listing; one tar (local path, brace pattern or fsspec URL); a row range of the
+table. A worker expands its partition: folder and table items carry paths (the `load_image` stage reads them);
+tar items carry their members' bytes (the tar is read once, as a stream, by the worker that owns it).
 """
 
 from __future__ import annotations
 
-import glob
 import json
-import tarfile
 from pathlib import Path
-from typing import Literal
+from typing import Iterator, Literal
 
 from vidrd_data.items import Item, make_key
-from vidrd_data.sources.base import ReaderParams, SourceReader, register_reader
+from vidrd_data.sources.base import Partition, ReaderParams, SourceReader, register_reader, walk_files
+from vidrd_data.sources.inputs import expand_braces, glob_inputs, is_url
+from vidrd_data.sources.tables import read_rows, scan_table, table_partitions
+from vidrd_data.sources.tar_stream import Damage, tar_samples
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -42,87 +44,131 @@ class FolderReader(SourceReader):
         if not root.is_dir():
             raise FileNotFoundError(f"input.root {root} is not a directory")
 
-    def list_items(self) -> list[Item]:
+    def entries(self) -> Iterator[str]:
         root = self.resolve(self.params.root)
-        pattern = "**/*" if self.params.recursive else "*"
-        files = sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-        items = []
-        for p in files:
-            rel = p.relative_to(root).with_suffix("").as_posix()
-            cap = p.with_suffix(self.params.caption_ext)
-            item = _image_item(self.source_name, rel, {"path": str(p), "caption_path": str(cap)})
-            if not cap.is_file():
-                item.fail("read", f"no caption file {cap.name} beside {p.name}")
-            items.append(item)
-        return items
+        for p in walk_files(root, IMAGE_EXTS, self.params.recursive):
+            yield p.relative_to(root).as_posix()
+
+    def make_item(self, rel: str) -> Item:
+        root = self.resolve(self.params.root)
+        p = root / rel
+        cap = p.with_suffix(self.params.caption_ext)
+        item = _image_item(self.source_name, str(Path(rel).with_suffix("").as_posix()),
+                           {"path": str(p), "caption_path": str(cap)})
+        outside = self.outside_root(p, root) or (cap.exists() and self.outside_root(cap, root))
+        if outside:
+            return item.fail("read", outside)
+        if not cap.exists():
+            return item.fail("read", f"no caption file {cap.name} beside {p.name}")
+        return item
 
 
 class WebDatasetParams(ReaderParams):
     format: Literal["webdataset"]
-    urls: str | list[str]  # glob(s) or brace-free paths of local tars (img2dataset layout)
+    urls: str | list[str]  # paths, globs, brace patterns ({00000..00099}) or fsspec URLs of tars (img2dataset layout)
     image_keys: list[str] = ["jpg", "jpeg", "png", "webp"]
     caption_key: str = "txt"
 
 
 @register_reader("image_text", "webdataset")
 class WebDatasetReader(SourceReader):
-    """img2dataset shards: KEY.jpg|png|webp + KEY.txt (+ KEY.json with url, width, height...)."""
+    """img2dataset shards: KEY.jpg|png|webp + KEY.txt (+ KEY.json with url, width, height...). One partition per tar."""
     Params = WebDatasetParams
-    provides = ("tar", "member", "caption_member")
+    provides = ("image_bytes", "caption_bytes")
 
-    def _tars(self) -> list[Path]:
-        urls = [self.params.urls] if isinstance(self.params.urls, str) else self.params.urls
-        out: list[Path] = []
-        for u in urls:
-            matches = sorted(glob.glob(str(self.resolve(u))))
-            if not matches:
-                raise FileNotFoundError(f"input.urls: no tar matches {u!r}")
-            out.extend(Path(m) for m in matches)
-        return out
+    def _urls(self) -> list[str]:
+        patterns = [self.params.urls] if isinstance(self.params.urls, str) else self.params.urls
+        out: list[str] = []
+        for pattern in patterns:
+            for u in expand_braces(pattern):
+                u = u if is_url(u) else str(self.resolve(u))
+                if any(c in u for c in "*?["):
+                    matches = glob_inputs(u)
+                    if not matches:
+                        raise FileNotFoundError(f"input.urls: no tar matches {pattern!r}")
+                    out.extend(matches)
+                else:
+                    out.append(u)  # brace-expanded or literal: not touched here (a missing tar gets its row)
+        return list(dict.fromkeys(out))  # a tar named twice is read once
 
     def check(self) -> None:
-        self._tars()
+        self._tars = self._urls()
+        if not self._tars:
+            raise FileNotFoundError(f"input.urls: {self.params.urls!r} names no tar")
 
-    def list_items(self) -> list[Item]:
-        items = []
-        for tar_path in self._tars():
-            groups: dict[str, dict[str, tarfile.TarInfo]] = {}
+    def partitions(self) -> Iterator[Partition]:
+        urls = getattr(self, "_tars", None) or self._urls()
+        first_with_stem: dict[str, list[str]] = {}
+        for i, url in enumerate(urls):
+            stem = url.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
+            earlier = first_with_stem.setdefault(stem, [])
+            # Same stem in another folder: its sample ids collide with the earlier tar's; the first one keeps them.
+            yield Partition(self.source_name, i, {"url": url, "tar_id": stem, "earlier": list(earlier)}, None,
+                            url.rsplit("/", 1)[-1])
+            earlier.append(url)
+
+    def expand(self, partition: Partition) -> Iterator[Item]:
+        url, tar_id = partition.payload["url"], partition.payload["tar_id"]
+        name = url.rsplit("/", 1)[-1]
+        taken = _bases_in(partition.payload["earlier"])
+        try:
+            for s in tar_samples(url):
+                if isinstance(s, Damage):
+                    yield from self._damaged(tar_id, name, s)
+                    return
+                input_id = f"{tar_id}/{s.base}"
+                if s.occurrence > 1 or s.base in taken:
+                    where = f"{s.base} appears again in {name}" if s.occurrence > 1 else \
+                        f"{s.base} of {name} was already read from {taken[s.base]}"
+                    dup_id = f"{input_id}#{s.occurrence}" if s.occurrence > 1 else f"{input_id}#{url}"
+                    yield _image_item(self.source_name, dup_id, {}).fail(
+                        "read", f"duplicate_key: {where}; the first sample is kept")
+                    continue
+                yield self._sample_item(input_id, name, s.base, s.members)
+        except OSError as exc:
+            yield _image_item(self.source_name, tar_id, {}).fail("read", f"unreadable tar {url}: {exc}")
+
+    def _sample_item(self, input_id: str, tar_name: str, base: str, members: dict[str, bytes]) -> Item:
+        img_ext = next((e for e in self.params.image_keys if e in members), None)
+        data = {"where": f"{base}.{img_ext} in {tar_name}"}
+        if img_ext:
+            data["image_bytes"] = members[img_ext]
+        cap = members.get(self.params.caption_key)
+        if cap is not None:
+            data["caption_bytes"] = cap
+        extra = None
+        if "json" in members:
             try:
-                with tarfile.open(tar_path) as tf:
-                    for m in tf:
-                        if not m.isfile():
-                            continue
-                        base, _, ext = m.name.partition(".")
-                        groups.setdefault(base, {})[ext.lower()] = m
-                    json_by_key = {}
-                    for base, members in groups.items():
-                        if "json" in members:
-                            try:
-                                json_by_key[base] = json.loads(tf.extractfile(members["json"]).read())
-                            except (ValueError, UnicodeDecodeError):
-                                json_by_key[base] = None
-            except (tarfile.TarError, OSError) as exc:
-                items.append(_image_item(self.source_name, tar_path.stem, {}).fail("read", f"unreadable tar {tar_path}: {exc}"))
-                continue
-            for base in sorted(groups):
-                members = groups[base]
-                input_id = f"{tar_path.stem}/{base}"
-                img_ext = next((e for e in self.params.image_keys if e in members), None)
-                data = {"tar": str(tar_path)}
-                if img_ext:
-                    m = members[img_ext]
-                    data["member"] = (m.offset_data, m.size, m.name)
-                cap = members.get(self.params.caption_key)
-                if cap is not None:
-                    data["caption_member"] = (cap.offset_data, cap.size, cap.name)
-                extra = {"original_meta": json_by_key.get(base)} if base in json_by_key else None
-                item = _image_item(self.source_name, input_id, data, extra)
-                if img_ext is None:
-                    item.fail("read", f"sample {base} in {tar_path.name} has no image member ({'/'.join(self.params.image_keys)})")
-                elif cap is None:
-                    item.fail("read", f"sample {base} in {tar_path.name} has no .{self.params.caption_key} caption")
-                items.append(item)
-        return items
+                extra = {"original_meta": json.loads(members["json"])}
+            except (ValueError, UnicodeDecodeError):
+                extra = {"original_meta": None}
+        item = _image_item(self.source_name, input_id, data, extra)
+        if img_ext is None:
+            return item.fail("read", f"sample {base} in {tar_name} has no image member ({'/'.join(self.params.image_keys)})")
+        if cap is None:
+            return item.fail("read", f"sample {base} in {tar_name} has no .{self.params.caption_key} caption")
+        return item
+
+    def _damaged(self, tar_id: str, name: str, d: Damage) -> Iterator[Item]:
+        if d.partial is not None and d.partial.occurrence == 1:
+            yield _image_item(self.source_name, f"{tar_id}/{d.partial.base}", {}).fail(
+                "read", f"truncated_archive: sample {d.partial.base} of {name} is cut off ({d.error})")
+        yield _image_item(self.source_name, f"{tar_id}/#rest_after_{d.offset}", {}).fail(
+            "read", f"truncated_archive: {name} is unreadable after byte {d.offset} ({d.error}); the samples "
+                    "before it were read")
+
+
+def _bases_in(urls: list[str]) -> dict[str, str]:
+    """Sample prefixes of earlier tars sharing this tar's stem (their first occurrences win)."""
+    taken: dict[str, str] = {}
+    for url in urls:
+        try:
+            for s in tar_samples(url):
+                if not isinstance(s, Damage):
+                    taken.setdefault(s.base, url)
+        except OSError:
+            continue
+    return taken
 
 
 class TableParams(ReaderParams):
@@ -131,41 +177,53 @@ class TableParams(ReaderParams):
     image_column: str = "image"
     caption_column: str = "caption"
     id_column: str | None = None  # default: the row number
+    encoding: str = "utf-8"  # CSV only; a UTF-8 byte-order mark is detected
 
 
 @register_reader("image_text", "table")
 class TableReader(SourceReader):
-    """A Parquet/CSV table of local image paths (relative to the table's folder) and captions."""
+    """A Parquet/CSV table of image paths (relative to the table's folder) and captions; row ranges as partitions."""
     Params = TableParams
 
-    def _table_path(self) -> Path:
-        return self.resolve(self.params.path)
+    def _table_path(self) -> str:
+        p = self.params.path
+        return p if is_url(p) else str(self.resolve(p))
 
     def check(self) -> None:
         p = self._table_path()
-        if not p.is_file():
+        if not is_url(p) and not Path(p).is_file():
             raise FileNotFoundError(f"input.path {p} does not exist")
-        if p.suffix.lower() not in (".parquet", ".csv"):
+        if not p.lower().endswith((".parquet", ".csv")):
             raise ValueError(f"input.path {p}: expected a .parquet or .csv table")
 
-    def list_items(self) -> list[Item]:
-        import pandas as pd
+    def plan(self) -> None:
+        self.check()
+        cols = [self.params.image_column, self.params.caption_column, self.params.id_column]
+        self._scan = scan_table(self._table_path(), self.params.encoding, self.inputs_per_partition, cols,
+                                f"table {self._table_path()}")
 
-        p = self._table_path()
-        df = pd.read_parquet(p) if p.suffix.lower() == ".parquet" else pd.read_csv(p, dtype=str, keep_default_na=False)
-        for col in (self.params.image_column, self.params.caption_column, self.params.id_column):
-            if col and col not in df.columns:
-                raise ValueError(f"table {p}: no column {col!r}; columns: {list(df.columns)}")
-        items = []
-        width = max(6, len(str(len(df))))
-        for i, row in enumerate(df.itertuples(index=False)):
-            rec = row._asdict()
-            input_id = str(rec[self.params.id_column]) if self.params.id_column else f"row{i:0{width}d}"
-            image = Path(str(rec[self.params.image_column]))
-            image = image if image.is_absolute() else p.parent / image
-            caption = rec[self.params.caption_column]
-            item = _image_item(self.source_name, input_id, {"path": str(image), "caption": caption}, {"row": i})
-            if not image.is_file():
-                item.fail("read", f"table row {i}: image file {image} does not exist")
-            items.append(item)
-        return items
+    def partitions(self) -> Iterator[Partition]:
+        if getattr(self, "_scan", None) is None:
+            self.plan()
+        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
+            yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}-{part['stop'] - 1}")
+
+    def expand(self, partition: Partition) -> Iterator[Item]:
+        path, scan = self._table_path(), self._scan
+        width = max(6, len(str(scan.rows)))
+        base = Path(path).parent
+        for row, line, rec in read_rows(path, scan.columns, partition.payload, f"table {path}"):
+            input_id = str(rec[self.params.id_column]) if self.params.id_column else f"row{row:0{width}d}"
+            where = f"table row {row}" + (f" (line {line})" if line >= 0 else "")
+            cell = rec[self.params.image_column]
+            image = Path(str(cell or ""))
+            image = image if image.is_absolute() else base / image
+            item = _image_item(self.source_name, input_id, {"path": str(image), "caption": rec[self.params.caption_column]},
+                               {"row": row})
+            if cell is None:
+                item.fail("read", f"{where}: empty {self.params.image_column!r} cell")
+            elif outside := self.outside_root(image, base):
+                item.fail("read", f"{where}: {outside}")
+            elif not image.is_file():
+                item.fail("read", f"{where}: image file {image} does not exist")
+            yield item

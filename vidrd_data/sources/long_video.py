@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from vidrd_data.items import Item, make_key
-from vidrd_data.sources.base import ReaderParams, SourceReader, register_reader
+from vidrd_data.sources.base import ReaderParams, SourceReader, register_reader, walk_files
+from vidrd_data.sources.inputs import text_lines
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".flv")
 
@@ -22,6 +23,7 @@ def _video_item(source: str, input_id: str, path: Path) -> Item:
 
 class ListParams(ReaderParams):
     path: str  # text file: one video path per line, relative to the list file; '#' starts a comment
+    encoding: str = "utf-8"  # a UTF-8 byte-order mark is detected
 
 
 @register_reader("long_video", "list")
@@ -33,23 +35,32 @@ class LongVideoListReader(SourceReader):
         if not p.is_file():
             raise FileNotFoundError(f"long_video list file not found: {p} (input.path; one video path per line)")
 
-    def list_items(self) -> list[Item]:
+    def plan(self) -> None:
+        self.check()
+        for _ in text_lines(str(self.resolve(self.params.path)), self.params.encoding):
+            pass  # an undecodable line is reported now, before Ray starts
+
+    def entries(self):
         list_file = self.resolve(self.params.path)
-        items, seen = [], set()
-        for lineno, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+        seen = set()
+        for lineno, _, line in text_lines(str(list_file), self.params.encoding):
             entry = line.split("#", 1)[0].strip()
-            if not entry:
-                continue
-            if entry in seen:  # the same file twice would collide on keys and double its clips
+            if not entry or entry in seen:  # the same file twice would collide on keys and double its clips
                 continue
             seen.add(entry)
-            path = Path(entry).expanduser()
-            path = path if path.is_absolute() else list_file.parent / path
-            item = _video_item(self.source_name, entry, path)
-            if not path.is_file():
-                item.fail("read", f"{list_file.name} line {lineno}: video file not found: {path}")
-            items.append(item)
-        return items
+            yield lineno, entry
+
+    def make_item(self, e) -> Item:
+        lineno, entry = e
+        list_file = self.resolve(self.params.path)
+        path = Path(entry).expanduser()
+        path = path if path.is_absolute() else list_file.parent / path
+        item = _video_item(self.source_name, entry, path)
+        if outside := self.outside_root(path, list_file.parent):
+            item.fail("read", f"{list_file.name} line {lineno}: {outside}")
+        elif not path.is_file():
+            item.fail("read", f"{list_file.name} line {lineno}: video file not found: {path}")
+        return item
 
 
 class FolderParams(ReaderParams):
@@ -67,9 +78,14 @@ class LongVideoFolderReader(SourceReader):
         if not root.is_dir():
             raise FileNotFoundError(f"long_video folder not found: {root} (input.root)")
 
-    def list_items(self) -> list[Item]:
+    def entries(self):
         root = self.resolve(self.params.root)
         exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in self.params.extensions}
-        pattern = "**/*" if self.params.recursive else "*"
-        paths = sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in exts)
-        return [_video_item(self.source_name, p.relative_to(root).as_posix(), p) for p in paths]
+        for p in walk_files(root, exts, self.params.recursive):
+            yield p.relative_to(root).as_posix()
+
+    def make_item(self, rel: str) -> Item:
+        root = self.resolve(self.params.root)
+        item = _video_item(self.source_name, rel, root / rel)
+        outside = self.outside_root(root / rel, root)
+        return item.fail("read", outside) if outside else item

@@ -8,7 +8,6 @@ annotation row naming a file that does not exist becomes a failed row ("read"), 
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Literal
@@ -16,7 +15,9 @@ from typing import Literal
 from pydantic import Field
 
 from vidrd_data.items import Item, make_key
-from vidrd_data.sources.base import ReaderParams, SourceReader, register_reader
+from vidrd_data.sources.base import Partition, ReaderParams, SourceReader, register_reader, walk_files
+from vidrd_data.sources.inputs import text_lines
+from vidrd_data.sources.tables import read_rows, scan_table, table_partitions
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
 
@@ -47,8 +48,22 @@ class _VideoReader(SourceReader):
         return p
 
 
-def _videos_under(root: Path, exts: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in exts and p.is_file())
+def _exts(extensions: list[str]) -> tuple[str, ...]:
+    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
+
+
+_STEM_INDEX: dict[tuple[str, tuple[str, ...]], dict[str, Path]] = {}
+
+
+def _videos_by_stem(root: Path, exts: tuple[str, ...]) -> dict[str, Path]:
+    """stem -> first path under root (listed once per worker process, then reused by its partitions)."""
+    key = (str(root), exts)
+    if key not in _STEM_INDEX:
+        index: dict[str, Path] = {}
+        for p in walk_files(root, exts):
+            index.setdefault(p.stem, p)
+        _STEM_INDEX[key] = index
+    return _STEM_INDEX[key]
 
 
 # ------------------------------------------------------------------------------------------------ class folders
@@ -70,17 +85,21 @@ class ClassFoldersReader(_VideoReader):
         if not any(d.is_dir() for d in root.iterdir()):
             raise FileNotFoundError(f"input.root {root} has no class sub-folders (expected ROOT/<class>/<video>)")
 
-    def list_items(self) -> list[Item]:
+    def entries(self):
         root = self.resolve(self.params.root)
-        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.params.extensions)
         wanted = set(self.params.classes) if self.params.classes else None
-        items = []
         for class_dir in sorted(d for d in root.iterdir() if d.is_dir()):
             if wanted is not None and class_dir.name not in wanted:
                 continue
-            for p in _videos_under(class_dir, exts):
-                items.append(self._item(p.relative_to(root).as_posix(), p, class_dir.name))
-        return items
+            for p in walk_files(class_dir, _exts(self.params.extensions)):
+                yield p.relative_to(root).as_posix()
+
+    def make_item(self, rel: str) -> Item:
+        root = self.resolve(self.params.root)
+        p = root / rel
+        item = self._item(rel, p, rel.split("/", 1)[0])
+        outside = self.outside_root(p, root)
+        return item.fail("read", outside) if outside else item
 
 
 # ---------------------------------------------------------------------------------------------- UCF-101 splits
@@ -91,6 +110,7 @@ class UcfSplitsParams(ReaderParams):
     splits_dir: str  # trainlist0N.txt, testlist0N.txt, classInd.txt (ucfTrainTestlist/)
     split: Literal["train", "test"] = "train"
     fold: int = Field(1, ge=1, le=3)
+    encoding: str = "utf-8"
 
 
 @register_reader("short_video", "ucf_splits")
@@ -119,30 +139,38 @@ class UcfSplitsReader(_VideoReader):
                 index[int(num)] = name.strip()
         return index
 
-    def list_items(self) -> list[Item]:
-        root, classes = self.resolve(self.params.root), self._class_index()
-        names = set(classes.values())
-        list_path = self._list_path()
-        items = []
-        for n, line in enumerate(list_path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            rel, _, idx = line.strip().partition(" ")
-            rel = rel.replace("\\", "/")
-            folder = rel.split("/")[0] if "/" in rel else None
-            label = classes.get(int(idx)) if idx.strip().isdigit() else folder
-            where = f"{list_path.name} line {n}"
-            p = root / rel
-            extra = {"label_index": int(idx)} if idx.strip().isdigit() else {}
-            item = self._item(rel, p, label, **extra)
-            if label is None or label not in names:
-                item.fail("read", f"{where}: class of {rel!r} is not in classInd.txt")
-            elif folder is not None and folder != label:
-                item.fail("read", f"{where}: {rel!r} is under {folder}/ but its index {idx.strip()} is {label}")
-            elif not p.is_file():
-                item = self._missing(rel, p, label, where)
-            items.append(item)
-        return items
+    def plan(self) -> None:
+        self.check()
+        self._classes = self._class_index()
+        for _ in text_lines(str(self._list_path()), self.params.encoding):
+            pass  # an undecodable line is reported now, before Ray starts
+
+    def entries(self):
+        for n, _, line in text_lines(str(self._list_path()), self.params.encoding):
+            if line.strip():
+                yield n, line
+
+    def make_item(self, entry) -> Item:
+        n, line = entry
+        root = self.resolve(self.params.root)
+        classes = getattr(self, "_classes", None) or self._class_index()
+        rel, _, idx = line.strip().partition(" ")
+        rel = rel.replace("\\", "/")
+        folder = rel.split("/")[0] if "/" in rel else None
+        label = classes.get(int(idx)) if idx.strip().isdigit() else folder
+        where = f"{self._list_path().name} line {n}"
+        p = root / rel
+        extra = {"label_index": int(idx)} if idx.strip().isdigit() else {}
+        item = self._item(rel, p, label, **extra)
+        if label is None or label not in set(classes.values()):
+            item.fail("read", f"{where}: class of {rel!r} is not in classInd.txt")
+        elif folder is not None and folder != label:
+            item.fail("read", f"{where}: {rel!r} is under {folder}/ but its index {idx.strip()} is {label}")
+        elif outside := self.outside_root(p, root):
+            item.fail("read", f"{where}: {outside}")
+        elif not p.is_file():
+            item = self._missing(rel, p, label, where)
+        return item
 
 
 # ------------------------------------------------------------------------------------------------ Kinetics CSV
@@ -153,6 +181,7 @@ class KineticsParams(ReaderParams):
     root: str  # downloaded videos, found by id anywhere below (any of the usual namings, see below)
     split: str | None = None  # keep only rows of this split (train / validate / test)
     extensions: list[str] = list(VIDEO_EXTS)
+    encoding: str = "utf-8"  # a UTF-8 byte-order mark is detected
 
 
 @register_reader("short_video", "kinetics_csv")
@@ -166,45 +195,44 @@ class KineticsReader(_VideoReader):
         self._file(self.params.csv, "csv")
         self._dir(self.params.root, "root")
 
-    def list_items(self) -> list[Item]:
-        exts = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in self.params.extensions)
-        by_stem: dict[str, Path] = {}
-        for p in _videos_under(self.resolve(self.params.root), exts):
-            by_stem.setdefault(p.stem, p)
+    def plan(self) -> None:
+        self.check()
+        path = str(self.resolve(self.params.csv))
+        self._scan = scan_table(path, self.params.encoding, self.inputs_per_partition,
+                                ["youtube_id", "time_start", "time_end"], f"input.csv {Path(path).name}")
+
+    def partitions(self):
+        if getattr(self, "_scan", None) is None:
+            self.plan()
+        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
+            yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}+")
+
+    def expand(self, partition: Partition):
         csv_path = self.resolve(self.params.csv)
-        items = []
-        with csv_path.open(newline="", encoding="utf-8") as f:
-            rows = csv.DictReader(f)
-            missing_cols = {"youtube_id", "time_start", "time_end"} - set(rows.fieldnames or [])
-            if missing_cols:
-                raise ValueError(f"input.csv {csv_path.name}: missing column(s) {sorted(missing_cols)}; "
-                                 "expected label,youtube_id,time_start,time_end,split")
-            for n, row in enumerate(rows, 2):
-                if self.params.split and row.get("split") != self.params.split:
-                    continue
-                yid = row["youtube_id"].strip()
-                try:
-                    ts, te = float(row["time_start"]), float(row["time_end"])
-                except ValueError:
-                    ts = te = math.nan
-                input_id = f"{yid}_{int(ts or 0):06d}_{int(te or 0):06d}" if ts == ts else yid
-                label = (row.get("label") or "").strip() or None
-                trimmed = by_stem.get(input_id)
-                full = by_stem.get(yid)
-                where = f"{csv_path.name} line {n}"
-                if ts != ts or te <= ts:
-                    item = self._item(input_id, Path(yid), label).fail(
-                        "read", f"{where}: bad time_start/time_end {row['time_start']!r}/{row['time_end']!r}")
-                elif trimmed is not None:
-                    item = self._item(input_id, trimmed, label, youtube_id=yid, annotated=[ts, te])
-                elif full is not None:
-                    item = self._item(input_id, full, label, segment=(ts, te), youtube_id=yid, annotated=[ts, te])
-                else:
-                    item = self._item(input_id, self.resolve(self.params.root) / f"{input_id}.mp4", label).fail(
-                        "read", f"{where}: no file for youtube id {yid} under {self.params.root} "
-                                f"(looked for {input_id}.* and {yid}.*)")
-                items.append(item)
-        return items
+        by_stem = _videos_by_stem(self.resolve(self.params.root), _exts(self.params.extensions))
+        for _, n, row in read_rows(str(csv_path), self._scan.columns, partition.payload, str(csv_path)):
+            if self.params.split and row.get("split") != self.params.split:
+                continue
+            yid = (row["youtube_id"] or "").strip()
+            try:
+                ts, te = float(row["time_start"]), float(row["time_end"])
+            except (TypeError, ValueError):
+                ts = te = math.nan
+            input_id = f"{yid}_{int(ts or 0):06d}_{int(te or 0):06d}" if ts == ts else yid
+            label = (row.get("label") or "").strip() or None
+            trimmed, full = by_stem.get(input_id), by_stem.get(yid)
+            where = f"{csv_path.name} line {n}"
+            if ts != ts or te <= ts:
+                yield self._item(input_id, Path(yid), label).fail(
+                    "read", f"{where}: bad time_start/time_end {row['time_start']!r}/{row['time_end']!r}")
+            elif trimmed is not None:
+                yield self._item(input_id, trimmed, label, youtube_id=yid, annotated=[ts, te])
+            elif full is not None:
+                yield self._item(input_id, full, label, segment=(ts, te), youtube_id=yid, annotated=[ts, te])
+            else:
+                yield self._item(input_id, self.resolve(self.params.root) / f"{input_id}.mp4", label).fail(
+                    "read", f"{where}: no file for youtube id {yid} under {self.params.root} "
+                            f"(looked for {input_id}.* and {yid}.*)")
 
 
 # ---------------------------------------------------------------------------------------------- plain table
@@ -217,6 +245,7 @@ class VideoTableParams(ReaderParams):
     label_column: str = "label"
     start_column: str = "start"  # optional columns: absent or empty -> the whole video
     end_column: str = "end"
+    encoding: str = "utf-8"  # CSV only; a UTF-8 byte-order mark is detected
 
 
 @register_reader("short_video", "table")
@@ -229,35 +258,41 @@ class VideoTableReader(_VideoReader):
         if p.suffix.lower() not in (".csv", ".parquet"):
             raise ValueError(f"input.path {p}: expected a .csv or .parquet table")
 
-    def list_items(self) -> list[Item]:
-        import pandas as pd
+    def plan(self) -> None:
+        self.check()
+        path = str(self.resolve(self.params.path))
+        self._scan = scan_table(path, self.params.encoding, self.inputs_per_partition,
+                                [self.params.path_column, self.params.label_column], f"input.path {Path(path).name}")
 
+    def partitions(self):
+        if getattr(self, "_scan", None) is None:
+            self.plan()
+        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
+            yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}+")
+
+    def expand(self, partition: Partition):
         table_path = self.resolve(self.params.path)
-        df = pd.read_parquet(table_path) if table_path.suffix.lower() == ".parquet" else pd.read_csv(table_path)
-        for col in (self.params.path_column, self.params.label_column):
-            if col not in df.columns:
-                raise ValueError(f"input.path {table_path.name}: no column {col!r}; columns: {list(df.columns)}")
         base = self.resolve(self.params.root) if self.params.root else table_path.parent
-        has_span = self.params.start_column in df.columns and self.params.end_column in df.columns
-        items = []
-        for n, row in enumerate(df.to_dict("records")):
-            rel = str(row[self.params.path_column])
+        has_span = self.params.start_column in self._scan.columns and self.params.end_column in self._scan.columns
+        for n, _, row in read_rows(str(table_path), self._scan.columns, partition.payload, str(table_path)):
+            rel = str(row[self.params.path_column] or "")
             p = Path(rel).expanduser()
             p = p if p.is_absolute() else base / p
             label = row[self.params.label_column]
-            label = None if label is None or (isinstance(label, float) and math.isnan(label)) else str(label)
+            label = None if label is None else str(label)
             seg = None
             if has_span:
                 s, e = row[self.params.start_column], row[self.params.end_column]
-                if pd.notna(s) and pd.notna(e):
+                if s is not None and e is not None:
                     seg = (float(s), float(e))
             input_id = rel if seg is None else f"{rel}@{seg[0]:g}-{seg[1]:g}"
             where = f"{table_path.name} row {n}"
             if seg is not None and not seg[1] > seg[0] >= 0:
                 item = self._item(input_id, p, label).fail("read", f"{where}: bad span start={seg[0]} end={seg[1]}")
+            elif outside := self.outside_root(p, base):
+                item = self._item(input_id, p, label).fail("read", f"{where}: {outside}")
             elif not p.is_file():
                 item = self._missing(input_id, p, label, where, seg)
             else:
                 item = self._item(input_id, p, label, seg)
-            items.append(item)
-        return items
+            yield item
