@@ -17,7 +17,7 @@ error, so one bad input never stops the job.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -68,8 +68,8 @@ class StageParams(BaseModel):
 class ModelStageParams(StageParams):
     """What every model stage accepts on top: overrides of its `models.<key>` block (models.service)."""
     num_actors: int | None = Field(None, ge=1)  # actor pool size
-    device: str | None = None  # auto | cpu | cuda[:N]; default: the manifest's models.<key>.device
-    dtype: str | None = None  # auto | float32 | float16 | bfloat16
+    device: Literal["auto", "cpu", "cuda"] | None = None  # default: the manifest's models.<key>.device
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None  # auto: float16 on CUDA, else float32
 
 
 class Stage:
