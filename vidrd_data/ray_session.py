@@ -1,14 +1,46 @@
-"""Starting or joining Ray for a build: the embedded cluster's listeners and its authentication."""
+"""Starting or joining Ray for a build: the embedded cluster's listeners and its authentication.
+
+Contract (docs/security.md):
+- Embedded Ray (no address) requires a token (Ray's `RAY_AUTH_MODE=token`): a fresh random one per build,
+  unless the user configured Ray auth themselves (`RAY_AUTH_MODE`, `RAY_AUTH_TOKEN`, `RAY_AUTH_TOKEN_PATH`);
+  an explicit `RAY_AUTH_MODE=disabled` is honoured with a warning.
+- Embedded Ray's GCS, raylet, object manager and workers listen on 127.0.0.1 only; no dashboard.
+- Joining a cluster changes nothing in the environment: the cluster's own auth settings apply.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 from typing import Any
+
+log = logging.getLogger("vidrd_data")
+
+AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+# Ray's switch for "single-machine only": node IP 127.0.0.1, so every listener binds loopback (read at import).
+LOOPBACK_VAR = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+# Environment values this module replaced for the current embedded session: restored by `shutdown_ray`
+# (or the next `init_ray`), so a later join in the same process sees the user's own settings.
+_saved_env: dict[str, str | None] = {}
+
+
+def user_configured_auth(env: dict[str, str] | os._Environ) -> bool:
+    return any(env.get(name) for name in AUTH_VARS)
+
+
+def embedded_env(env: dict[str, str] | os._Environ) -> dict[str, str]:
+    """The variables an embedded build sets: loopback-only listeners, and a fresh token unless the user chose."""
+    out = {LOOPBACK_VAR: "0"}
+    if not user_configured_auth(env):
+        out["RAY_AUTH_MODE"] = "token"
+        out["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # 256 bits, never written to disk
+    return out
 
 
 def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: int = 512) -> dict[str, Any]:
-    """Embedded Ray (address None: quiet, no dashboard, capped object store) or join a cluster."""
+    """Embedded Ray (address None: loopback, token auth, quiet, no dashboard, capped object store) or join a cluster."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -16,15 +48,58 @@ def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: 
         logging.getLogger(name).setLevel(logging.WARNING)
     if ray.is_initialized():
         return ray.cluster_resources()
+    _restore_env()
     # `ray job submit` and users set RAY_ADDRESS to mean "this cluster"; otherwise null means embedded.
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
-    else:
-        # A private, in-process cluster on loopback: token auth only adds a warning (and must match on both sides).
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        # address="local": ray.init() with no address would silently join a `ray start` cluster on this machine.
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 object_store_memory=object_store_mb * 2**20,
-                 _system_config={"metrics_report_interval_ms": 60_000})
+        return ray.cluster_resources()
+    if (os.environ.get("RAY_AUTH_MODE") or "").lower() == "disabled":
+        log.warning("RAY_AUTH_MODE=disabled: the embedded Ray accepts any local process without a token "
+                    "(unset it to get a fresh random token per build)")
+    _set_env(embedded_env(os.environ))
+    _refresh_ray_process_config()
+    # address="local": ray.init() with no address would silently join a `ray start` cluster on this machine.
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING, object_store_memory=object_store_mb * 2**20,
+             _system_config={"metrics_report_interval_ms": 60_000})
+    node_ip = ray._private.worker._global_node.node_ip_address
+    if node_ip != "127.0.0.1":
+        log.warning("embedded Ray runs on %s, not loopback: this Ray ignored %s=0", node_ip, LOOPBACK_VAR)
     return ray.cluster_resources()
+
+
+def shutdown_ray() -> None:
+    """Stop this process's Ray (if any) and give back the environment the embedded session replaced."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+    _restore_env()
+
+
+def _set_env(values: dict[str, str]) -> None:
+    for name, value in values.items():
+        _saved_env.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+
+def _restore_env() -> None:
+    for name, value in _saved_env.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _saved_env.clear()
+    _refresh_ray_process_config()
+
+
+def _refresh_ray_process_config() -> None:
+    """This process caches what it read at import (loopback switch) and at first use (auth mode, token)."""
+    import ray._private.ray_constants as ray_constants
+    from ray._private.authentication.authentication_token_setup import AuthenticationTokenLoader
+    from ray._raylet import Config
+
+    ray_constants.ENABLE_RAY_CLUSTER = ray_constants.env_bool(LOOPBACK_VAR, not ray_constants.IS_WINDOWS_OR_OSX)
+    Config.initialize("")  # re-reads RAY_AUTH_MODE, as Ray's own token set-up does
+    AuthenticationTokenLoader.instance().reset_cache()

@@ -1,0 +1,90 @@
+"""Embedded Ray of a build: token auth with a fresh token, listeners on loopback only (issue 16, point 1)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from vidrd_data.ray_session import embedded_env, user_configured_auth
+
+# A build's embedded Ray, started the way `vidrd-data build` starts it, in a process of its own.
+SERVER = textwrap.dedent("""
+    import os, sys
+    import ray
+    from vidrd_data.ray_session import init_ray
+    init_ray(None, num_cpus=1, object_store_mb=80)
+    print(ray._private.worker._global_node.gcs_address, os.environ["RAY_AUTH_TOKEN"], flush=True)
+    sys.stdin.read()
+""")
+
+# Another process on the machine trying the GCS (the door a joining driver uses) with the token it has.
+CLIENT = textwrap.dedent("""
+    import sys
+    from ray._raylet import GcsClient
+    try:
+        keys = GcsClient(address=sys.argv[1]).internal_kv_keys(b"", namespace=None, timeout=10)
+        print("JOINED", len(keys))
+    except Exception as exc:
+        print("REFUSED", type(exc).__name__, str(exc)[:200])
+""")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
+    env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # the client itself must not rewrite 127.0.0.1 to the node IP
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def embedded_build():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH") and k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            env=env, text=True)
+    try:
+        address, token = proc.stdout.readline().split()
+        yield proc, address, token
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+
+
+def _try_join(address: str, **env: str) -> str:
+    out = subprocess.run([sys.executable, "-c", CLIENT, address], env=_clean_env(**env), capture_output=True,
+                         text=True, timeout=120)
+    return out.stdout.strip()
+
+
+def test_client_without_token_is_refused(embedded_build):
+    _, address, token = embedded_build
+    assert address.startswith("127.0.0.1:")
+    assert _try_join(address).startswith("REFUSED AuthenticationError")  # no token at all
+    assert _try_join(address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="0" * 64).startswith("REFUSED AuthenticationError")
+    # control: the same client with the build's token gets in, so the refusals above are the token's doing
+    assert _try_join(address, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token).startswith("JOINED")
+
+
+def test_embedded_listeners_are_loopback_only(embedded_build):
+    proc, _, _ = embedded_build
+    root = psutil.Process(proc.pid)
+    pids = {root.pid} | {p.pid for p in root.children(recursive=True)}
+    listening = [(psutil.Process(c.pid).name(), c.laddr) for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    names = {name for name, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening  # the check sees the cluster's own listeners
+    exposed = [(n, a) for n, a in listening if a.ip not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")]
+    assert not exposed, f"embedded Ray listens beyond loopback: {exposed}"
+
+
+def test_fresh_token_per_build_unless_user_configured():
+    a, b = embedded_env({}), embedded_env({})
+    assert a["RAY_AUTH_MODE"] == "token" and len(a["RAY_AUTH_TOKEN"]) == 64
+    assert a["RAY_AUTH_TOKEN"] != b["RAY_AUTH_TOKEN"]
+    for user in ({"RAY_AUTH_MODE": "token"}, {"RAY_AUTH_TOKEN_PATH": "/x"}, {"RAY_AUTH_MODE": "disabled"}):
+        assert user_configured_auth(user)
+        assert "RAY_AUTH_TOKEN" not in embedded_env(user) and "RAY_AUTH_MODE" not in embedded_env(user)
