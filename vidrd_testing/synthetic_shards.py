@@ -1,4 +1,5 @@
-"""Tiny shards in `vidrd-data build`'s format, for tests and benchmarks when no corpus is at hand.
+"""Tiny shards in `vidrd-data build`'s format, for tests and benchmarks when no corpus is at hand: written through
+`vidrd_format` (the shard-format contract) with KEY.json from the data side's schema function.
 
 Clips are moving colour gradients (learnable, not noise), encoded like the real ones: H.264, yuv420p, CFR.
 """
@@ -12,7 +13,6 @@ import tempfile
 
 import av
 import numpy as np
-import webdataset as wds
 from PIL import Image
 
 
@@ -57,34 +57,55 @@ def encode_jpg(frame: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def sample_meta(name: str, index: int, frames: int, size: int, fps: int, kind: str, caption: str) -> dict:
+    """KEY.json built by the data side's own schema function (vidrd_data.sample_json), so it cannot drift."""
+    from vidrd_data.items import Item, make_key
+    from vidrd_data.sample_json import sample_json
+
+    item = Item(key=make_key(name, f"{index:06d}"), source=name, input_id=f"{index:06d}")
+    item.meta = {
+        "source": {"dataset": name, "kind": kind, "source_id": str(index), "span": [0.0, frames / fps]},
+        "video": {"frames": frames, "fps": fps, "width": size, "height": size, "duration": frames / fps,
+                  "codec": "h264", "encoder": "libx264", "preset": "ultrafast", "crf": 18, "pix_fmt": "yuv420p"},
+        "pseudo_video": None if kind == "video" else {"kind": "synthetic", "seed": index},
+        "captions": {"original": caption}, "caption_source": "original",
+    }
+    return sample_json(item, "synthetic", "0" * 16)
+
+
 def make_sample(name: str, index: int, frames: int, size: int, fps: int = 8, kind: str = "video") -> dict:
     clip = synthetic_clip(index, frames, size)
-    key = f"{name}_{index:06d}"
     caption = f"a drifting gradient number {index % 7}"
-    meta = {
-        "key": key,
-        "source": {"dataset": name, "kind": kind, "id": str(index), "span": [0.0, frames / fps], "shot_ids": None},
-        "video": {"frames": frames, "fps": fps, "width": size, "height": size, "duration": frames / fps, "codec": "h264"},
-        "pseudo_video": None if kind == "video" else {"motion": "synthetic", "seed": index},
-        "captions": {"original": caption, "blip2": None, "minigpt4": None, "label": None},
-        "caption_source": "original",
-        "scores": {"clip_similarity": None},
-        "pipeline": {"version": "synthetic", "config_hash": "0"},
-    }
-    return {"__key__": key, "mp4": encode_mp4(clip, fps), "jpg": encode_jpg(clip[frames // 2]),
+    meta = sample_meta(name, index, frames, size, fps, kind, caption)
+    return {"__key__": meta["key"], "mp4": encode_mp4(clip, fps), "jpg": encode_jpg(clip[frames // 2]),
             "txt": caption.encode(), "json": json.dumps(meta).encode()}
 
 
 def write_synthetic_shards(out_dir: str, name: str = "synthetic", num_shards: int = 2, per_shard: int = 4,
-                           frames: int = 8, size: int = 64, fps: int = 8, kind: str = "video") -> list[str]:
-    """Write `num_shards` tars of `per_shard` samples to OUT/shards/{name}-{NNNNNN}.tar; return their paths."""
-    shard_dir = os.path.join(out_dir, "shards")
-    os.makedirs(shard_dir, exist_ok=True)
+                           frames: int = 8, size: int = 64, fps: int = 8, kind: str = "video",
+                           commit: bool = True) -> list[str]:
+    """Write `num_shards` shards of `per_shard` samples to OUT/shards/{name}-{NNNNNN}.tar through the format
+    contract's writer (vidrd_format.ShardWriter: tar, status parquet, `_stats.json` last); return the tar paths.
+    `commit=False` leaves each tar in place without its commit marker, as a killed build would."""
+    from vidrd_data.sink import status_parquet
+    from vidrd_format.shards import SHARD_DIR, ShardWriter, shard_stem
+
+    shard_dir = os.path.join(out_dir, SHARD_DIR)
     paths = []
     for shard in range(num_shards):
-        path = os.path.join(shard_dir, f"{name}-{shard:06d}.tar")
-        with wds.TarWriter(path) as sink:
-            for i in range(per_shard):
-                sink.write(make_sample(name, shard * per_shard + i, frames, size, fps, kind))
-        paths.append(path)
+        writer = ShardWriter(shard_dir, shard_stem(name, shard))
+        rows = []
+        for i in range(per_shard):
+            sample = make_sample(name, shard * per_shard + i, frames, size, fps, kind)
+            key = sample.pop("__key__")
+            writer.add(key, sample)
+            rows.append({"key": key, "source": name, "input_id": f"{shard * per_shard + i:06d}", "status": "success",
+                         "stage": None, "reason": None, "shard": writer.files.stem, "metadata": "{}"})
+        if commit:
+            writer.commit(status_parquet(rows), {"source": name, "counts": {"success": per_shard}})
+        else:  # the tar in place, no parquet, no marker
+            writer.tar.close()
+            writer._raw.close()
+            os.replace(writer._tmp, writer.files.tar)
+        paths.append(writer.files.tar)
     return paths

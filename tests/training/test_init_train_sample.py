@@ -72,6 +72,8 @@ def test_init_train_sample_and_diffusers_round_trip(sd2, shards, tmp_path, capsy
     out = tmp_path / "train"
     assert main(["train", "--shards", shards, "--pretrained", str(model), "--output-dir", str(out), *TRAIN]) == 0
     trained = out / "model"
+    report = json.loads((out / "logs" / "data_rank0.json").read_text())
+    assert report["contributed"] == {"synthetic": 4}  # 2 steps x batch 2, by source
     assert type(DiffusionPipeline.from_pretrained(str(trained), trust_remote_code=True)) is VidRDPipeline
     changed = VidRDPipeline.from_pretrained(trained).unet.state_dict()
     assert any(not torch.equal(changed[k], ours[k]) for k in ours if ".temp_" in k)

@@ -74,9 +74,12 @@ def _rewrite_with_corruption(src: Path, dst: Path) -> tuple[str, str]:
 
 def test_corrupt_samples_are_skipped_and_counted(built_shards, tmp_path):
     shards = sorted(built_shards.glob("*.tar"))
-    bad_video, bad_json = _rewrite_with_corruption(shards[0], tmp_path / "a-000000.tar")
+    bad_video, bad_json = _rewrite_with_corruption(shards[0], tmp_path / shards[0].name)
     for s in shards[1:]:
         (tmp_path / s.name).write_bytes(s.read_bytes())
+    for s in shards:  # committed, as the loader requires (their markers copied along)
+        marker = s.with_name(s.stem + "_stats.json")
+        (tmp_path / marker.name).write_bytes(marker.read_bytes())
     total = sum(1 for s in shards for m in tarfile.open(s).getnames() if m.endswith(".mp4"))
     loader, progress = build_train_loader(_cfg(str(tmp_path), batch_size=1, shuffle_buffer=1))
     seen = {b["keys"][0] for b in _take(loader, total - 2 + 1, progress)}  # one epoch + one more batch

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import glob
+import logging
 import os
 from typing import Iterable
 
 from webdataset.shardlists import expand_urls
 
 _REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "pipe:", "hf://", "ais://")
+_UNCHECKABLE = ("pipe:", "ais://")  # no filesystem to look for a commit marker in
+
+logger = logging.getLogger(__name__)
 
 
 def expand_shard_spec(spec: str | Iterable[str]) -> list[str]:
@@ -40,3 +44,26 @@ def expand_shard_spec(spec: str | Iterable[str]) -> list[str]:
         raise FileNotFoundError(f"no shards match {spec!r}: use a glob, a brace pattern or a directory of .tar files")
     # One order everywhere: the split by node and by worker depends on it.
     return sorted(dict.fromkeys(urls))
+
+
+def training_shards(spec: str | Iterable[str]) -> list[str]:
+    """`expand_shard_spec`, keeping only committed shards (those whose `_stats.json` marker exists, per the
+    shard-format contract): a tar a killed or running build left without its marker is skipped, with a note."""
+    from vidrd_format.shards import committed_tar_urls
+
+    urls = expand_shard_spec(spec)
+    checkable = [u for u in urls if not u.startswith(_UNCHECKABLE)]
+    committed = set(committed_tar_urls(checkable))
+    kept = [u for u in urls if u in committed or u.startswith(_UNCHECKABLE)]
+    skipped = [u for u in checkable if u not in committed]
+    for url in skipped:
+        logger.warning("skipping %s: not committed (no %s beside it; a build is still writing it or was killed "
+                       "before committing it)", url, os.path.basename(url)[: -len(".tar")] + "_stats.json")
+    unchecked = [u for u in urls if u.startswith(_UNCHECKABLE)]
+    if unchecked:
+        logger.warning("%d shard URL(s) (e.g. %s) cannot be checked for a commit marker; read as given",
+                       len(unchecked), unchecked[0])
+    if not kept:
+        raise FileNotFoundError(f"none of the {len(urls)} shards of {spec!r} is committed (no *_stats.json beside "
+                                "them): let `vidrd-data build` finish, or rerun it to complete them")
+    return kept

@@ -48,6 +48,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", type=int, help="clips per device and micro-step")
+    p.add_argument("--mix", metavar="NAME=W,...", help="source mixing weights, e.g. laion=0.4,ucf101=0.05 (every "
+                   "source of the shards needs one; 0 leaves a source out). Default: the `weight` of each source "
+                   "in the manifest that built the shards (their dataset_info.json); without weights, shards are "
+                   "drawn alike")
     p.add_argument("--num-frames", type=int)
     p.add_argument("--frame-stride", type=int)
     p.add_argument("--resolution", type=int, nargs="+", metavar="PX", help="H [W] of training clips")
@@ -80,6 +84,9 @@ def config_from_args(args: argparse.Namespace, default_name: str, extra: dict | 
         value = getattr(args, dest, None)
         if value is not None:
             flags[path] = value
+    if getattr(args, "mix", None):
+        from ..data.source_mix import parse_mix
+        flags["data.mix"] = parse_mix(args.mix)
     if args.resolution:
         flags["data.clip.height"] = args.resolution[0]
         flags["data.clip.width"] = args.resolution[-1]

@@ -46,6 +46,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)     # this rank's loss per optimizer step of this run
     skipped: dict[str, int] = field(default_factory=dict)  # samples skipped by this rank's readers, by reason
     shards_read: list[str] = field(default_factory=list)   # shards this rank took batches from
+    contributed: dict[str, int] = field(default_factory=dict)  # samples this rank trained on, by source (all runs)
     checkpoint: str | None = None
     model_dir: str | None = None
     samples_per_s: float = 0.0
@@ -176,7 +177,8 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
             if step % run.log_every == 0 or step == run.max_steps:
                 mean_loss = dist.mean(torch.tensor(step_loss, device=device)).item()
                 metrics.log(step, {"loss": mean_loss, "lr": lr_scheduler.get_last_lr()[0], **rates, **parts,
-                                   **{f"skipped/{k}": v for k, v in data_progress.skipped.items()}})
+                                   **{f"skipped/{k}": v for k, v in data_progress.skipped.items()},
+                                   **{f"samples/{k}": v for k, v in sorted(data_progress.contributed.items())}})
             if run.checkpoint_every and step % run.checkpoint_every == 0 and step < run.max_steps:
                 result.checkpoint = str(save(step))
             if getattr(run, "validation_every", 0) and step % run.validation_every == 0 and dist.is_main:
@@ -194,6 +196,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
     result.step = step
     result.skipped = data_progress.skipped
     result.shards_read = sorted(data_progress.urls_seen)
+    result.contributed = dict(data_progress.contributed)
     result.samples_per_s = rates["samples_per_s"] if result.losses else 0.0
     _write_rank_report(output_dir, dist.rank, result)
     return result
@@ -204,6 +207,8 @@ def _write_rank_report(output_dir: Path, rank: int, result: TrainResult) -> None
     path = output_dir / "logs" / f"data_rank{rank}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rank": rank, "step": result.step, "skipped": result.skipped,
-                                "shards_read": result.shards_read, "time": time.time()}, indent=1))
+                                "contributed": result.contributed, "shards_read": result.shards_read,
+                                "time": time.time()}, indent=1))
+    logger.info("rank %d trained on samples by source: %s", rank, result.contributed)
     if result.skipped:
         logger.warning("rank %d skipped samples: %s", rank, result.skipped)

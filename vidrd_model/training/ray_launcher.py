@@ -49,8 +49,8 @@ def train_with_ray(kind: str, config: TrainConfig, num_workers: int, use_gpu: bo
     output_dir = Path(config.run.output_dir).resolve()
     config.run.output_dir = str(output_dir)  # workers may run elsewhere: no relative paths
     data = config.to_dict()
-    from ..data.shard_spec import expand_shard_spec
-    data["data"]["shards"] = expand_shard_spec(data["data"]["shards"])  # resolved once: one list for all ranks
+    from ..data.shard_spec import training_shards
+    data["data"]["shards"] = training_shards(data["data"]["shards"])  # resolved once: one list for all ranks
     if data["model"]["pretrained"] and os.path.isdir(data["model"]["pretrained"]):
         data["model"]["pretrained"] = os.path.abspath(data["model"]["pretrained"])
     trainer = TorchTrainer(
