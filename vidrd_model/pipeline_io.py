@@ -177,7 +177,6 @@ def load_released(
     vae_finetuned_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    weights_only: bool = True,
 ) -> VidRDComponents:
     """Assemble VidRD from the released files.
 
@@ -208,7 +207,7 @@ def load_released(
                 "diffusion_pytorch_model.safetensors/.bin. Pass the released vae_finetuned/ folder, or None to "
                 "use SD's VAE with identity temporal layers."
             )
-    state_dict = read_released_checkpoint(model_t2v_pth, weights_only=weights_only)
+    state_dict = read_released_checkpoint(model_t2v_pth)
 
     unet_config = json.loads((sd_root / "unet" / "config.json").read_text())
     unet = VidRDUNet3DConditionModel.from_config(VidRDUNet3DConditionModel.config_from_unet2d(unet_config))

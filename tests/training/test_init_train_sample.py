@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 import torch
@@ -126,3 +127,15 @@ def test_convert_released_checkpoint(sd2, tmp_path, capsys):
     assert main(["convert", "--released", str(tmp_path / "bad.pth"), "--sd-base", str(sd2),
                  "--output", str(tmp_path / "bad")]) == 2
     assert "conv_in.bias" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+    # a crafted checkpoint (a pickle that runs a command) is refused before anything runs
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    torch.save({"state_dict": {"unet.x": torch.zeros(1)}, "hook": Payload()}, tmp_path / "evil.pth")
+    assert main(["convert", "--released", str(tmp_path / "evil.pth"), "--sd-base", str(sd2),
+                 "--output", str(tmp_path / "evil")]) == 2
+    assert "weights_only=True" in capsys.readouterr().err and not marker.exists()

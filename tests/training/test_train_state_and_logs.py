@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import pickle
 import shutil
 
 import pytest
@@ -61,7 +62,8 @@ def test_crafted_pickle_checkpoint_is_refused_and_runs_nothing(shards, tiny_mode
     marker = tmp_path / "PWNED"
     ckpt = tmp_path / "run" / "checkpoints" / "checkpoint-00000002"
     ckpt.mkdir(parents=True)
-    torch.save({"step": 2, "payload": _WritesMarker(marker)}, ckpt / LEGACY_STATE)
+    with open(ckpt / LEGACY_STATE, "wb") as f:  # a legacy (non-zip) torch file is a bare pickle
+        pickle.dump({"step": 2, "payload": _WritesMarker(marker)}, f, protocol=2)
     assert list_checkpoints(tmp_path / "run") == [ckpt]  # resume sees it (and must refuse it), not skip it
 
     with pytest.raises(UnsafeCheckpointError, match="weights_only=True"):
@@ -74,7 +76,8 @@ def test_crafted_pickle_checkpoint_is_refused_and_runs_nothing(shards, tiny_mode
     assert "refused to load" in err and LEGACY_STATE in err
     assert not marker.exists()
     # the payload is live: unpickling it the unsafe way does write the marker
-    torch.load(ckpt / LEGACY_STATE, weights_only=False)
+    with open(ckpt / LEGACY_STATE, "rb") as f:
+        pickle.load(f)
     assert marker.exists()
 
 

@@ -70,7 +70,10 @@ C3D_PREPROCESS = Preprocess(
 
 
 def load_torchscript(path: str | Path, what: str, device: str | torch.device = "cpu") -> torch.jit.ScriptModule:
-    """Load a TorchScript network from a local file (never downloaded), in eval mode."""
+    """Load a TorchScript network from a local file (never downloaded), in eval mode.
+
+    TRUSTED INPUT ONLY: a TorchScript file is a program (`torch.jit.load` has no weights-only mode), so give
+    only files from a source you trust (e.g. the I3D of the StyleGAN-V FVD code, checked against its sha256)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise FileNotFoundError(

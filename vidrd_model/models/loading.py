@@ -69,9 +69,10 @@ def split_prefixed(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[
     return {k[len(p):]: v for k, v in state_dict.items() if k.startswith(p)}
 
 
-def read_released_checkpoint(path: str | Path, weights_only: bool = True) -> dict[str, torch.Tensor]:
+def read_released_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of the authors' ``ModelT2V.pth`` (a PyTorch Lightning checkpoint whose keys
-    are prefixed ``unet.`` and ``text_encoder.``); a bare state dict is accepted too."""
+    are prefixed ``unet.`` and ``text_encoder.``); a bare state dict is accepted too. Read with
+    ``torch.load(weights_only=True)`` only: a checkpoint is a pickle, and an arbitrary pickle runs code."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -79,14 +80,14 @@ def read_released_checkpoint(path: str | Path, weights_only: bool = True) -> dic
             "and pass its local path."
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=weights_only, mmap=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with advice
-        if weights_only:
-            raise RuntimeError(
-                f"could not read {path} with torch.load(weights_only=True): {err}. If you trust the file, "
-                "pass weights_only=False."
-            ) from err
-        raise
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as err:  # noqa: BLE001 - re-raised with what to do
+        raise RuntimeError(
+            f"refused to read {path}: torch.load(weights_only=True) will not load it ({err}). vidrd never unpickles "
+            "objects other than tensors and plain containers. On a machine where you trust the file, keep only its "
+            "weights: python -c \"import torch; c = torch.load('ModelT2V.pth', weights_only=False); "
+            "torch.save({'state_dict': c['state_dict']}, 'ModelT2V_weights.pth')\" and pass that file."
+        ) from err
     state_dict = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state_dict, Mapping) or not any(k.startswith("unet.") for k in state_dict):
         raise CheckpointMismatchError(
