@@ -1,8 +1,9 @@
 """Short-video test helpers: small synthetic videos whose frames encode their own index, and the bad inputs.
 
-A frame k shows k in binary as 8 black/white stripes across its bottom half (robust to scaling and
-colour conversion), a white top-left quarter (to see rotation) and gray elsewhere; `frame_index(arr)`
-reads k back.
+A frame k shows k in Gray code (one stripe changes from frame to frame, so a shot detector sees no cut
+where a binary counter would flip half its bits) as 8 black/white stripes across its bottom half (robust to
+scaling and colour conversion), a white top-left quarter (to see rotation) and gray elsewhere;
+`frame_index(arr)` reads k back.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ def gray(k: int, size=(64, 48)) -> np.ndarray:
     w, h = size
     arr = np.full((h, w, 3), 128, np.uint8)
     arr[: h // 2, : w // 2] = 255
+    code = k ^ (k >> 1)  # Gray code
     for bit in range(8):
-        arr[h // 2:, bit * w // 8:(bit + 1) * w // 8] = 255 if (k >> bit) & 1 else 0
+        arr[h // 2:, bit * w // 8:(bit + 1) * w // 8] = 255 if (code >> bit) & 1 else 0
     return arr
 
 
@@ -44,7 +46,11 @@ def frame_index(arr: np.ndarray, rotation: int = 0) -> int:
     arr = np.rot90(arr, -(rotation // 90)) if rotation else arr
     h, w = arr.shape[:2]
     row = arr[h * 3 // 4, :, :].mean(axis=1)
-    return sum(1 << bit for bit in range(8) if row[int((bit + 0.5) * w / 8)] > 127)
+    k = code = sum(1 << bit for bit in range(8) if row[int((bit + 0.5) * w / 8)] > 127)
+    while code:  # Gray code back to the index
+        code >>= 1
+        k ^= code
+    return k
 
 
 def write_video(path: Path, times_ms: list[int], size=(64, 48), rotation: int = 0, faststart: bool = True,

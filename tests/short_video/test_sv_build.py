@@ -13,15 +13,17 @@ from vidrd_data.media.encode import decode_mp4_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = {"cfr": "PlayingGuitar", "vfr": "PlayingGuitar", "rotated": "ApplyEyeMakeup", "odd": "ApplyEyeMakeup"}
-BAD = {  # input -> (stage, words in the reason)
-    "short": ("plan_clips", "shorter than one 1.00 s clip"),
+BAD = {  # input -> (stage, words in the reason): failed rows
     "empty": ("probe", "empty (0 bytes)"),
     "corrupt": ("probe", "cannot read"),
     "truncated": ("probe", "cannot read"),
     "audio_only": ("probe", "no video stream"),
     "unsupported": ("probe", "unsupported codec"),
-    "huge": ("probe", "resolution 4352x96"),
     "missing": ("read", "does not exist"),
+}
+FILTERED = {  # input -> (stage, reason prefix): rules, not errors (issue 12)
+    "short": ("plan_clips", "too_short: video is 0.80 s, shorter than one 1.00 s clip"),
+    "huge": ("probe", "too_large: resolution 4352x96"),
 }
 
 
@@ -33,7 +35,8 @@ def sv_build(tmp_path_factory, sv_media, tiny_blip2, ray_session):
 
     d = tmp_path_factory.mktemp("sv_build")
     rows = [{"path": str(sv_media[n]), "label": lab} for n, lab in GOOD.items()]
-    rows += [{"path": str(sv_media[n]) if n != "missing" else str(d / "missing.mp4"), "label": "Bad"} for n in BAD]
+    rows += [{"path": str(sv_media[n]) if n != "missing" else str(d / "missing.mp4"), "label": "Bad"}
+             for n in [*BAD, *FILTERED]]
     pd.DataFrame(rows).to_csv(d / "videos.csv", index=False)
     doc = {
         "name": "sv", "output": str(d / "out"), "clip": {"fps": 8, "size": [64, 64], "frames": 8},
@@ -41,7 +44,7 @@ def sv_build(tmp_path_factory, sv_media, tiny_blip2, ray_session):
         "models": {"blip2": {"path": str(tiny_blip2), "batch_size": 4}},
         "sources": [{
             "name": "clips", "kind": "short_video", "recipe": str(REPO / "pipelines/short_video.yaml"),
-            "input": {"format": "table", "path": str(d / "videos.csv")},
+            "input": {"format": "table", "path": str(d / "videos.csv"), "allow_outside_root": True},
             "overrides": {"plan_clips": {"policy": "multi", "max_clips": 2},
                           "cut": {"keyframes": [0.25, 0.75]},
                           "caption_blip2": {"max_new_tokens": 10, "min_new_tokens": 5, "no_repeat_ngram_size": 1}},
@@ -62,7 +65,7 @@ def _samples(out: Path) -> dict[str, dict[str, bytes]]:
     return samples
 
 
-def test_each_bad_input_is_exactly_one_failed_row(sv_build):
+def test_each_bad_input_is_exactly_one_failed_or_filtered_row(sv_build):
     from vidrd_data.sink import read_status
 
     out, _ = sv_build
@@ -73,6 +76,11 @@ def test_each_bad_input_is_exactly_one_failed_row(sv_build):
     for _, row in failed.iterrows():
         stage, words = BAD[row["name"]]
         assert words in row["reason"], (row["name"], row["reason"])
+    filtered = rows[rows.status == "filtered"]
+    assert sorted(filtered["name"]) == sorted(FILTERED)
+    for _, row in filtered.iterrows():
+        stage, prefix = FILTERED[row["name"]]
+        assert row["stage"] == stage and row["reason"].startswith(prefix), (row["name"], row["reason"])
     ok = rows[rows.status == "success"]
     assert sorted(ok["name"]) == sorted([n for n in GOOD for _ in range(2)])  # 2 clips per good video
 
