@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     _manifest_args(b)
     b.add_argument("--no-resume", action="store_true", help="delete existing shards and start over")
     b.add_argument("--retry-failed", action="store_true", help="also rerun inputs whose committed rows are failed")
+    b.add_argument("--force", action="store_true", help="resume an output built with a different config (mixes configs)")
     b.add_argument("--max-items", type=int, default=None, metavar="N",
                    help="a trial run: at most N pending inputs per source")
     b.add_argument("--max-failed-fraction", type=float, default=None, metavar="F",
