@@ -3,8 +3,8 @@
   python benchmarks/bench_pseudo_video.py           # quick: 96 JPEG + 96 PNG inputs, 2 rounds
   python benchmarks/bench_pseudo_video.py --full    # 384 + 384 inputs, 3 rounds, + peak RSS at 10x inputs
 
-Inputs: the demo photos (scikit-image) scaled so the longer side is 1024 px, saved as JPEG (q92) and PNG,
-each with its caption; output 16 frames of 256x256 at 8 fps, libx264 veryfast crf 20, 1 thread per encoder.
+Inputs: the demo photos (scikit-image), each copy a distinct view (crop, rotation, mirror: the recipe's
+dedup keeps them all) scaled so the longer side is 1024 px, saved as JPEG (q92) and PNG, with its caption; output 16 frames of 256x256 at 8 fps, libx264 veryfast crf 20, 1 thread per encoder.
 Per format, interleaved round by round on the same inputs:
 - ours: `vidrd.build` of the image_text recipe (load -> pseudo_motion -> caption_select -> encode -> shards),
   embedded Ray on 2 CPUs, already started and warm (bench_first_shard.py times start-up);
@@ -47,20 +47,31 @@ def make_inputs(dest: Path, n: int, ext: str = "jpg") -> list[Path]:
         prepare_photos(photos)
     srcs = sorted(photos.glob("*.png"))
     dest.mkdir(parents=True, exist_ok=True)
-    scaled: dict[Path, Image.Image] = {}
     out = []
     for i in range(n):
         src = srcs[i % len(srcs)]
         img_path = dest / f"{src.stem}_{i:05d}.{ext}"
         if not img_path.exists():
-            if src not in scaled:
-                im = Image.open(src).convert("RGB")
-                f = LONG_SIDE / max(im.size)
-                scaled[src] = im.resize((round(im.width * f), round(im.height * f)), Image.Resampling.LANCZOS)
-            scaled[src].save(img_path, **({"quality": 92} if ext == "jpg" else {}))
+            distinct_view(Image.open(src).convert("RGB"), i // len(srcs)).save(
+                img_path, **({"quality": 92} if ext == "jpg" else {}))
             shutil.copy(src.with_suffix(".txt"), img_path.with_suffix(".txt"))
         out.append(img_path)
     return out
+
+
+def distinct_view(im: Image.Image, cycle: int) -> Image.Image:
+    """The photo's `cycle`-th distinct copy (rotation, mirror, a seeded 80-100% crop), longer side LONG_SIDE:
+    the recipe's dedup stage must keep every input, or ours would encode fewer clips than the anchor."""
+    rng = np.random.default_rng(cycle)
+    if cycle:
+        w, h = im.size
+        cw, ch = int(w * rng.uniform(0.8, 1.0)), int(h * rng.uniform(0.8, 1.0))
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        im = im.crop((x0, y0, x0 + cw, y0 + ch)).rotate(90 * (cycle % 4), expand=True)
+        if (cycle // 4) % 2:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    f = LONG_SIDE / max(im.size)
+    return im.resize((round(im.width * f), round(im.height * f)), Image.Resampling.LANCZOS)
 
 
 def render_like_pipeline(path: Path, key: str) -> np.ndarray:
@@ -114,8 +125,9 @@ def run_ours(manifest: Path, n: int) -> int:
 
     shutil.rmtree(manifest.with_suffix(""), ignore_errors=True)
     report = build(manifest, progress=False, out=lambda s: None)
-    if report.counts.get("success") != n:
-        raise RuntimeError(f"the build did not turn every input into a clip: {report.counts}")
+    if report.counts.get("success") != n:  # e.g. dedup found two inputs alike: the anchor would encode more
+        raise RuntimeError(f"the build did not turn every input into a clip (ratio would not be like for like): "
+                           f"{report.counts}")
     return n
 
 
