@@ -20,22 +20,20 @@ from typing import Any, Callable
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 from PIL import Image
 
-from vidrd_data.media.decode import cover_crop_size
+from vidrd_data.media.decode import RgbScaler, cover_crop_size
 from vidrd_data.media.shots import DetectConfig, ShotFinder
 
 
-def to_rgb_cover(frame: av.VideoFrame, size: tuple[int, int], reformatter: VideoReformatter | None = None) -> np.ndarray:
+def to_rgb_cover(frame: av.VideoFrame, size: tuple[int, int], scaler: RgbScaler | None = None) -> np.ndarray:
     """Resize (swscale, in C) so the frame covers `size` = (w, h), then center-crop: uint8 (h, w, 3).
 
-    Pass one `VideoReformatter` per output size: it caches the scaler (a fresh one per frame costs ~3x).
+    Pass one `RgbScaler` per output size: it caches its swscale contexts (a fresh one per frame costs ~3x).
     """
     w, h = size
     sw, sh = cover_crop_size(frame.width, frame.height, w, h)
-    img = (reformatter or VideoReformatter()).reformat(
-        frame, width=sw, height=sh, format="rgb24", interpolation="AREA").to_ndarray()
+    img = (scaler or RgbScaler())(frame, sw, sh)
     y0, x0 = (sh - h) // 2, (sw - w) // 2
     return np.ascontiguousarray(img[y0:y0 + h, x0:x0 + w])
 
@@ -98,7 +96,7 @@ class ScanResult:
     transitions: list[tuple[float, float]] = field(default_factory=list)  # gradual transitions [start, end)
 
 
-def _array(frame: av.VideoFrame, size: tuple[int, int], reformatter: VideoReformatter, reader) -> np.ndarray:
+def _array(frame: av.VideoFrame, size: tuple[int, int], reformatter: RgbScaler, reader) -> np.ndarray:
     """As displayed (the reader's rotation and pixel aspect), scaled to cover `size`, center-cropped."""
     if reader.rotation is None:
         reader.rotation = int(round(getattr(frame, "rotation", 0) or 0)) % 360
@@ -107,7 +105,7 @@ def _array(frame: av.VideoFrame, size: tuple[int, int], reformatter: VideoReform
     return to_rgb_cover(frame, size, reformatter)  # common case, with a cached scaler (~3x faster)
 
 
-def _jpeg(frame: av.VideoFrame, size: int, reformatter: VideoReformatter, reader) -> bytes:
+def _jpeg(frame: av.VideoFrame, size: int, reformatter: RgbScaler, reader) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(_array(frame, (size, size), reformatter, reader)).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
@@ -129,7 +127,7 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
         header_duration = float(stream.duration * stream.time_base) if stream.duration else None
 
         finder = ShotFinder(cfg, float(rate))
-        embed_rf, proxy_rf = VideoReformatter(), VideoReformatter()
+        embed_rf, proxy_rf = RgbScaler(), RgbScaler()
         embed = GridSampler(cfg.embed_fps, lambda f: _jpeg(f, cfg.embed_size, embed_rf, reader))
         proxy = None
         if cfg.clip_fps and cfg.clip_size:
