@@ -79,7 +79,7 @@ def timed_build(manifest: Path, out: Path, cpus: int) -> dict:
             first = time.time() - t0
         for p in tree(proc.pid):
             try:
-                if p.pid in worker_cpu or "run_cpu_stages" in p.cmdline()[0]:
+                if p.pid in worker_cpu or "run_stages" in p.cmdline()[0]:  # the recipe-chunk tasks
                     started = started or time.time() - t0
                     c = p.cpu_times()
                     worker_cpu[p.pid] = c.user + c.system

@@ -26,7 +26,7 @@ from vidrd_data.items import FAILED
 from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
 from vidrd_data.output_lock import OutputLock, OutputLocked
 from vidrd_data.plan_check import check_plan
-from vidrd_data.runtime import ModelStageFailed, StepPlan, init_ray, plan_steps, start_pools, stop_pools
+from vidrd_data.runtime import TASK_RETRIES, ModelStageFailed, StepPlan, init_ray, plan_steps, start_pools, stop_pools
 from vidrd_data.sink import (cleanup_leftovers, committed_by_partition, recorded_config_hash, remove_own_shards,
                              write_dataset_info)
 from vidrd_data.sources.base import SourceReader, get_reader
@@ -64,6 +64,7 @@ class BuildReport:
     set_aside: list[str] = field(default_factory=list)
     lost_partitions: list[str] = field(default_factory=list)
     writers: Counter = field(default_factory=Counter)  # writer node id -> shards
+    driver_bytes: int = 0  # serialized size of everything the driver received from the workers
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -201,9 +202,11 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
         finally:
             stop_pools(pools)
     bar.close()
+    cleanup_leftovers(output)  # temp files of writer attempts that died (their retries committed the shards)
     report.info = write_dataset_info(output, resolved.as_dict(), __version__, ctx.config_hash,
                                      {"last_build": {"seconds": round(time.time() - t0, 3), "inputs": report.inputs,
                                                      "counts": dict(report.counts),
+                                                     "driver_bytes_received": report.driver_bytes,
                                                      "writers": dict(report.writers)}})
     report.seconds = time.time() - t0
     _print_summary(report, out)
@@ -214,8 +217,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                 max_items, verify, in_flight, cpus) -> None:
     import ray
 
-    remote = ray.remote(write_partition).options(num_cpus=0, scheduling_strategy="SPREAD",
-                                                 max_retries=int(os.environ.get("VIDRD_TASK_RETRIES", "3")))
+    remote = ray.remote(write_partition).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)
     serial = max_items is not None or p.limit is not None  # budgets are spent in partition order
     budget = {"pending": max_items, "inputs": p.limit}
     inflight: dict[Any, PartitionJob] = {}
@@ -226,6 +228,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
             job = inflight.pop(ready[0])
             try:
                 res: PartitionResult = ray.get(ready[0])
+                report.driver_bytes += _received_bytes(res)
             except Exception as exc:  # noqa: BLE001 - the writer died on every attempt: record its inputs as lost
                 if job.lost:
                     report.lost_partitions.append(f"{p.name} partition {job.partition.index} ({job.partition.where}): {exc}")
@@ -256,6 +259,12 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
         inflight[remote.remote(job)] = job
         collect(0 if serial else in_flight - 1)
     collect(0)
+
+
+def _received_bytes(res: PartitionResult) -> int:
+    from ray import cloudpickle
+
+    return len(cloudpickle.dumps(res))  # what came over the wire for this partition (Ray serialises it so)
 
 
 def _account(res: PartitionResult, report: BuildReport, bar, t0) -> None:

@@ -49,6 +49,7 @@ class PartitionJob:
     verify: str = "sha256"
     lost: str | None = None  # the partition's own task died: record its inputs as failed with this reason
     build_id: str = ""  # one per build: worker-side caches never outlive it
+    task_retries: int = TASK_RETRIES  # the driver's setting (a worker's environment may differ)
 
 
 @dataclass
@@ -184,7 +185,7 @@ def _outcomes(job: PartitionJob, pending: list[Item]) -> Iterator[Item]:
         return
     import ray
 
-    remote = ray.remote(run_stages).options(max_retries=TASK_RETRIES, **task_resources(job.steps))
+    remote = ray.remote(run_stages).options(max_retries=job.task_retries, **task_resources(job.steps))
     queue: deque = deque()  # (ref | None, items): None for a chunk of already-terminal items
     chunk: list[Item] = []
     n = 0

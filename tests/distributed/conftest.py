@@ -12,7 +12,10 @@ from vidrd_testing.cluster import LocalCluster
 
 # Node death is noticed after period x threshold: 0.5 s x 3 here instead of Ray's 3 s x 5 (a test budget choice).
 FAST_FAILURE_DETECTION = {"RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "3",
-                          "RAY_health_check_initial_delay_ms": "1000"}
+                          "RAY_health_check_initial_delay_ms": "1000",
+                          # The session's embedded Ray sets this to "0" (loopback-only, single node) in os.environ;
+                          # the loopback cluster's nodes must not inherit that.
+                          "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
 
 
 @pytest.fixture(scope="module")

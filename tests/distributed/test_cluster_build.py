@@ -7,6 +7,7 @@ Test order matters (one module-scoped cluster): the node-kill test runs last, it
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tarfile
@@ -42,7 +43,7 @@ def start_cli(cluster, manifest: Path, *args: str, env: dict | None = None) -> s
 
 
 def stage_workers(cluster) -> dict[int, int]:
-    """Worker processes running our fused CPU stages right now: pid -> node index."""
+    """Worker processes running a chunk of a recipe's stages right now (`run_stages` tasks): pid -> node index."""
     found = {}
     for i, node in enumerate(cluster.nodes):
         for p in tree(node.pid):
@@ -50,7 +51,7 @@ def stage_workers(cluster) -> dict[int, int]:
                 title = p.cmdline()[0]
             except (psutil.Error, IndexError):
                 continue
-            if title.startswith("ray::") and "run_cpu_stages" in title:
+            if title.startswith("ray::") and "run_stages" in title:
                 found[p.pid] = i
     return found
 
@@ -153,6 +154,9 @@ def test_killed_worker_process_loses_and_doubles_nothing(cluster, photos, refere
     assert proc.returncode == 0, err[-3000:]
     assert "0 failed" in out, out  # the killed tasks were retried, not recorded as lost
     assert_exact_output(tmp_path / "out", reference_keys, N_PHOTOS)
+    # The workers wrote the shards: each marker names its writer's node; both nodes wrote some.
+    writers = {json.loads(p.read_text())["writer"]["node_id"] for p in (tmp_path / "out" / "shards").glob("*_stats.json")}
+    assert len(writers) == 2 and None not in writers, writers
 
 
 def test_a_task_out_of_retries_is_recorded_failed_then_retried(cluster, photos, reference_keys, tmp_path):
@@ -178,7 +182,7 @@ def test_a_task_out_of_retries_is_recorded_failed_then_retried(cluster, photos, 
 
     r = run_cli(cluster, m, "--retry-failed")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert f"{len(lost)} to do, {len(lost)} failed to retry" in r.stdout, r.stdout
+    assert f"{len(lost)} failed input(s) retried" in r.stdout, r.stdout
     assert_exact_output(tmp_path / "out", reference_keys, N_PHOTOS)
     assert (status_rows(tmp_path / "out")["status"] == "success").all()
 
@@ -201,7 +205,7 @@ def test_retry_failed_reruns_only_the_fixed_input(cluster, tmp_path):
     (root / "img003.txt").write_text(caption)
     r = run_cli(cluster, m, "--retry-failed", "--max-failed-fraction", "0")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "1 to do, 1 failed to retry" in r.stdout, r.stdout
+    assert "1 failed input(s) retried" in r.stdout, r.stdout
     rows = status_rows(out)
     assert rows["input_id"].is_unique and len(rows) == 8 and (rows["status"] == "success").all()
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "shards").iterdir()}
