@@ -11,6 +11,8 @@ Contenders, interleaved round by round on the same file:
 - ours: `vidrd.build` of the long_video recipe (shot_detect -> embed_shots (colour histogram: no CLIP weights
   offline) -> segment_shots -> cut_segments -> caption (tiny MiniGPT-4, 4 tokens) -> encode -> shards), embedded
   Ray on all cores; Ray start-up and one warm-up build are not timed (bench_first_shard.py times start-up);
+- ours-stages: the same recipe's CPU stages in this one process (no Ray; the captioner and CLIP-scored
+  stages left out): the stages' own cost, so the rest of `ours` is runtime overhead;
 - PySceneDetect CLI (pinned in requirements.txt): `scenedetect -i V detect-content split-video -a ARGS`;
 - ffmpeg decode-only: `ffmpeg -i V -f null -` (the bound: every method must decode the video once);
 - video2dataset 1.3 (--full, when benchmarks/anchors/setup_video2dataset.sh has run): its cut detection,
@@ -30,7 +32,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, interleave, load_note, ratio_line  # noqa: E402
+from bench_common import REPO, interleave, load_note, ratio_line, run_stages  # noqa: E402
 
 SIZE, FPS = 256, 25
 SPLIT_ARGS = (f"-map 0:v:0 -c:v libx264 -preset veryfast -crf 20 "
@@ -150,7 +152,11 @@ def main() -> None:
         init_ray(None, None, 1024)
         run_ours(write_manifest(work, warm, "warmup"))  # worker pool, imports, model actor: not timed
         manifest = write_manifest(work, video, "ours")
+        from profile_pipelines import long_video_specs, video_items
+
+        specs, skipped = long_video_specs()
         contenders = {"ours": lambda: run_ours(manifest),
+                      "ours-stages": lambda: len(run_stages(specs, CLIP, video_items([video]))),
                       "pyscenedetect": lambda: run_pyscenedetect(video, work / "psd"),
                       "decode-only": lambda: run_decode_only(video)}
         v2d = Path(args.v2d)
@@ -169,6 +175,8 @@ def main() -> None:
                          res["pyscenedetect"], 2.0))
         print(ratio_line("long video, ours vs ffmpeg decode-only (share of decode speed)", res["ours"],
                          res["decode-only"], 0.4, higher_is="of decode-only speed"))
+        print(ratio_line(f"long video, the same CPU stages in 1 process, no Ray (without {', '.join(skipped)}) vs "
+                         "PySceneDetect", res["ours-stages"], res["pyscenedetect"], None))
         if "video2dataset" in res:
             print(ratio_line("long video, ours vs video2dataset 1.3", res["ours"], res["video2dataset"], None))
         print(f"after: {load_note()}")

@@ -72,15 +72,26 @@ def short_video(work: Path, full: bool):
     return specs, skipped, {"fps": 8, "size": [256, 256], "frames": 16}, _items("video", offline_videos())
 
 
-def long_video(work: Path, full: bool):
-    from bench_long_video import CLIP, FILTERS_OFF, make_input
+def long_video_specs() -> tuple[list[tuple[str, dict]], list[str]]:
+    """The long_video recipe's CPU stages, bench_long_video's like-for-like overrides, histogram embedder."""
+    from bench_long_video import FILTERS_OFF
 
-    video = make_input(work, 3.0 if full else 1.0)
     specs, skipped = recipe_cpu_stages("long_video.yaml", {"segment_shots": FILTERS_OFF})
     skipped.remove("embed_shots")  # the colour-histogram embedder is model-free: it runs here
     at = [n for n, _ in specs].index("segment_shots")
     specs.insert(at, ("embed_shots", {"model": "color_histogram"}))
-    return specs, skipped, CLIP, _items("video", [video])
+    return specs, skipped
+
+
+def video_items(paths: list[Path]):
+    return _items("video", paths)
+
+
+def long_video(work: Path, full: bool):
+    from bench_long_video import CLIP, make_input
+
+    specs, skipped = long_video_specs()
+    return specs, skipped, CLIP, video_items([make_input(work, 3.0 if full else 1.0)])
 
 
 PIPELINES = {"image_text": image_text, "short_video": short_video, "long_video": long_video}
