@@ -176,6 +176,17 @@ def write_partition(job: PartitionJob) -> PartitionResult:
     return res
 
 
+_REMOTE: list = []
+
+
+def _remote_run_stages():
+    import ray
+
+    if not _REMOTE:  # one remote function per worker process (not re-exported for every partition)
+        _REMOTE.append(ray.remote(run_stages))
+    return _REMOTE[0]
+
+
 def _outcomes(job: PartitionJob, pending: list[Item]) -> Iterator[Item]:
     """Terminal items of the pending inputs, in input order: chunks of live items run as Ray tasks, a bounded
     number in flight; items that failed while listing pass straight through."""
@@ -185,7 +196,7 @@ def _outcomes(job: PartitionJob, pending: list[Item]) -> Iterator[Item]:
         return
     import ray
 
-    remote = ray.remote(run_stages).options(max_retries=job.task_retries, **task_resources(job.steps))
+    remote = _remote_run_stages().options(max_retries=job.task_retries, **task_resources(job.steps))
     queue: deque = deque()  # (ref | None, items): None for a chunk of already-terminal items
     chunk: list[Item] = []
     n = 0

@@ -72,6 +72,14 @@ def test_folder_listing_is_chunked_lazily_and_deterministically(tmp_path):
     assert [it.input_id for p in parts for it in r.expand(p)] == [f"img{i:03d}" for i in range(10)]
 
 
+def test_two_images_with_one_name_are_two_inputs(tmp_path):
+    write_folder_dataset(tmp_path / "imgs", 1)
+    photo(5).save(tmp_path / "imgs" / "img000.png")  # img000.jpg and img000.png share img000.txt
+    items = reader("image_text", "folder", tmp_path, per_partition=1, root="imgs").list_items()
+    assert sorted(it.input_id for it in items) == ["img000.jpg", "img000.png"] and all(it.alive for it in items)
+    assert len({it.key for it in items}) == 2
+
+
 def test_repeated_keys_never_overwrite_the_first_sample(tmp_path):
     """Inside one tar, and across two tars with the same stem in two folders."""
     write_tar(tmp_path / "a" / "00000.tar", [*sample("k1", 1, "first k1"), *sample("k2", 2, "k2"),

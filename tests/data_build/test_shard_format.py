@@ -33,6 +33,30 @@ def test_commit_writes_tar_parquet_then_marker_with_digests(tmp_path):
     assert committed_tar_urls([str(d / "src-000003.tar"), str(d / "src-000004.tar")]) == [str(d / "src-000003.tar")]
 
 
+def test_files_and_folder_are_fsynced_before_the_marker(tmp_path, monkeypatch):
+    import os
+
+    import vidrd_format.shards as shards
+
+    events = []
+    real_fsync, real_mv = os.fsync, None
+
+    def fsync(fd):
+        events.append("fsync")
+        real_fsync(fd)
+    monkeypatch.setattr(shards.os, "fsync", fsync)
+    d = tmp_path / "shards"
+    with ShardWriter(str(d), "s-000000") as w:
+        real_mv = w.fs.mv
+        monkeypatch.setattr(w.fs, "mv", lambda a, b, **kw: (events.append("mv " + b.rsplit("/", 1)[-1]), real_mv(a, b, **kw)))
+        w.add("s_0", _members(0))
+        w.commit(b"pq", {})
+    marker = events.index("mv s-000000_stats.json")
+    # tar data, parquet data, the folder: each fsynced before the marker is renamed into place
+    assert events[:marker].count("fsync") >= 3 and events[marker - 1] == "fsync", events
+    assert events.index("mv s-000000.tar") < events.index("mv s-000000.parquet") < marker
+
+
 def test_uncommitted_and_damaged_shards_are_not_listed(tmp_path):
     d = tmp_path / "shards"
     for idx in (0, 1):

@@ -75,6 +75,13 @@ class SourceReader:
         self.base_dir = Path(base_dir)
         self.inputs_per_partition = max(1, int(inputs_per_partition))
 
+    # What the driver's planning keeps (a source's tar URLs, a table's partition offsets) stays on the driver:
+    # a partition's task gets the reader without it (its partition payload says what it needs).
+    _DRIVER_ONLY = ("_tars", "_scan")
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in self._DRIVER_ONLY}
+
     def resolve(self, path: str | Path) -> Path:
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p)

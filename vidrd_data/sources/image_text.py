@@ -53,8 +53,11 @@ class FolderReader(SourceReader):
         root = self.resolve(self.params.root)
         p = root / rel
         cap = p.with_suffix(self.params.caption_ext)
-        item = _image_item(self.source_name, str(Path(rel).with_suffix("").as_posix()),
-                           {"path": str(p), "caption_path": str(cap)})
+        # name.jpg beside name.png: both are inputs, so both keep their extension in the id (else one key for two)
+        twins = [q for q in (p.with_suffix(e) for e in IMAGE_EXTS + tuple(x.upper() for x in IMAGE_EXTS))
+                 if q.name != p.name and q.exists()]
+        input_id = rel if twins else Path(rel).with_suffix("").as_posix()
+        item = _image_item(self.source_name, input_id, {"path": str(p), "caption_path": str(cap)})
         outside = self.outside_root(p, root) or (cap.exists() and self.outside_root(cap, root))
         if outside:
             return item.fail("read", outside)
@@ -209,10 +212,10 @@ class TableReader(SourceReader):
             yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}-{part['stop'] - 1}")
 
     def expand(self, partition: Partition) -> Iterator[Item]:
-        path, scan = self._table_path(), self._scan
-        width = max(6, len(str(scan.rows)))
+        path = self._table_path()
+        width = max(6, len(str(partition.payload["rows"])))
         base = Path(path).parent
-        for row, line, rec in read_rows(path, scan.columns, partition.payload, f"table {path}"):
+        for row, line, rec in read_rows(path, partition.payload, f"table {path}"):
             input_id = str(rec[self.params.id_column]) if self.params.id_column else f"row{row:0{width}d}"
             where = f"table row {row}" + (f" (line {line})" if line >= 0 else "")
             cell = rec[self.params.image_column]

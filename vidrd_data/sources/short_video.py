@@ -210,7 +210,7 @@ class KineticsReader(_VideoReader):
     def expand(self, partition: Partition):
         csv_path = self.resolve(self.params.csv)
         by_stem = _videos_by_stem(self.resolve(self.params.root), _exts(self.params.extensions))
-        for _, n, row in read_rows(str(csv_path), self._scan.columns, partition.payload, str(csv_path)):
+        for _, n, row in read_rows(str(csv_path), partition.payload, str(csv_path)):
             if self.params.split and row.get("split") != self.params.split:
                 continue
             yid = (row["youtube_id"] or "").strip()
@@ -273,8 +273,9 @@ class VideoTableReader(_VideoReader):
     def expand(self, partition: Partition):
         table_path = self.resolve(self.params.path)
         base = self.resolve(self.params.root) if self.params.root else table_path.parent
-        has_span = self.params.start_column in self._scan.columns and self.params.end_column in self._scan.columns
-        for n, _, row in read_rows(str(table_path), self._scan.columns, partition.payload, str(table_path)):
+        cols = partition.payload["columns"]
+        has_span = self.params.start_column in cols and self.params.end_column in cols
+        for n, _, row in read_rows(str(table_path), partition.payload, str(table_path)):
             rel = str(row[self.params.path_column] or "")
             p = Path(rel).expanduser()
             p = p if p.is_absolute() else base / p

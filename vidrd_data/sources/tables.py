@@ -74,15 +74,17 @@ def table_partitions(scan: TableScan, rows_per_partition: int) -> Iterator[dict[
             stop = scan.starts[i + 1][0] if i + 1 < len(scan.starts) else scan.rows
             # Seeking past the BOM: decode the rest as plain utf-8.
             enc = "utf-8" if scan.encoding == "utf-8-sig" else scan.encoding
-            yield {"start": row, "stop": stop, "byte": offset, "line": line, "encoding": enc}
+            yield {"start": row, "stop": stop, "byte": offset, "line": line, "encoding": enc,
+                   "columns": scan.columns, "rows": scan.rows}
     else:
         for start in range(0, scan.rows, rows_per_partition):
-            yield {"start": start, "stop": min(scan.rows, start + rows_per_partition)}
+            yield {"start": start, "stop": min(scan.rows, start + rows_per_partition), "columns": scan.columns,
+                   "rows": scan.rows}
 
 
-def read_rows(path: str, columns: list[str], part: dict[str, Any], name: str) -> Iterator[tuple[int, int, dict]]:
+def read_rows(path: str, part: dict[str, Any], name: str) -> Iterator[tuple[int, int, dict]]:
     """(row number, line number or -1, {column: value}) for the partition's rows; null/NaN cells become None."""
-    start, stop = part["start"], part["stop"]
+    start, stop, columns = part["start"], part["stop"], part["columns"]
     if "byte" in part:
         records = _records(text_lines(path, part["encoding"], start_byte=part["byte"], start_line=part["line"],
                                       name=name))
