@@ -145,7 +145,7 @@ def test_bad_items_get_exactly_one_row_each(tmp_path, ray_session):
     assert rows.index.is_unique
     expect = {"zero": ("failed", "empty file"), "garbage": ("failed", "cannot identify image"),
               "truncated": ("failed", "truncated"), "huge": ("filtered", "too_large: 20000x20000"),
-              "tiny": ("filtered", "too_small"), "emptycap": ("filtered", "no_usable_caption"),
+              "tiny": ("filtered", "too_small"), "emptycap": ("filtered", "empty_caption"),
               "latin1": ("failed", "not valid UTF-8"), "nocaption": ("failed", "no caption file")}
     for name, (status, reason) in expect.items():
         assert rows.loc[name, "status"] == status, (name, rows.loc[name].to_dict())

@@ -100,9 +100,6 @@ class LoadImage(Stage):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
             w, h = img.size
-            orientation = int(img.getexif().get(0x0112, 1) or 1)  # EXIF Orientation
-            if orientation in (5, 6, 7, 8):  # a quarter turn: displayed (and used) as h x w
-                w, h = h, w
             if w * h > max_pixels:
                 return [item.filter(self.name, f"too_large: {w}x{h} = {w * h / 1e6:.0f} MP > max_pixels {max_pixels / 1e6:.0f} MP")]
             if min(w, h) < min_side:
@@ -114,6 +111,10 @@ class LoadImage(Stage):
                 img.load()
             except OSError as exc:
                 raise ValueError(f"corrupt or truncated image {where}: {exc}") from None
+        # read once loaded: some formats (PNG) decode the whole image to find their EXIF block
+        orientation = int(img.getexif().get(0x0112, 1) or 1)
+        if orientation in (5, 6, 7, 8):  # a quarter turn: displayed (and used) as h x w
+            w, h = h, w
         d["image"] = to_rgb(img)
         d["image_mode"] = img.mode
         item.meta["captions"] = {**item.meta.get("captions", {}), "original": caption}
