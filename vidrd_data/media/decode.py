@@ -25,8 +25,11 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from vidrd_data.item_guard import LimitExceeded, check_input_file
+
 _EPS = 1e-4  # timestamps are rounded to the stream's time base; half a 10 kHz tick is far below any frame step
 _SEEK_GAP_S = 4.0  # without a keyframe index: jump ahead by seeking when the next time is further than this
+MAX_FRAME_BUFFER_MB = 1024.0  # default cap on one decoded frame buffer (N x H x W x 3 bytes) of one item
 
 
 class DecodeError(Exception):
@@ -37,6 +40,15 @@ class DecodeError(Exception):
 class DecodedSpan:
     frames: np.ndarray  # uint8 (N, H, W, 3) RGB
     source_times: list[float]  # timestamp of the source frame behind each output frame
+
+
+def check_frame_buffer(count: int, frame_shape: Sequence[int], max_mb: float | None, what: str = "frames") -> None:
+    """Refuse (LimitExceeded, rule too_large) a buffer of `count` uint8 frames over `max_mb`, before allocating it."""
+    limit = MAX_FRAME_BUFFER_MB if max_mb is None else max_mb
+    mb = count * math.prod(int(x) for x in frame_shape) / 2**20
+    if mb > limit:
+        shape = "x".join(str(int(x)) for x in frame_shape)
+        raise LimitExceeded(f"too_large: {what}: {count} frames of {shape} = {mb:.0f} MB > max_frame_buffer_mb {limit:g}")
 
 
 def cover_crop_size(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int]:
@@ -67,6 +79,7 @@ class VideoReader:
 
     def __init__(self, path: str | os.PathLike, threads: int = 1):
         self.path = Path(path)
+        check_input_file(self.path)  # a FIFO or device would block or stream forever: never opened
         try:
             self.container = av.open(str(self.path))
         except (av.FFmpegError, OSError) as err:
@@ -200,10 +213,12 @@ def span_times(start: float, end: float, fps: float, frames: int | None = None) 
 
 def decode_spans(path: str | os.PathLike, spans: Sequence[tuple[float, float]], fps: float,
                  size: Sequence[int] | None, frames: int | None = None, threads: int = 1,
-                 keyframes: Sequence[float] | None = None) -> list[DecodedSpan | DecodeError]:
+                 keyframes: Sequence[float] | None = None,
+                 max_buffer_mb: float | None = None) -> list[DecodedSpan | DecodeError]:
     """Several spans of one file in one decoding pass (clips of one video): each is exactly `frames`
     (default: all that fit) RGB frames at `fps` at `size` ([w, h], scale to cover + center-crop; None keeps
-    the displayed size), rotation applied. A span the data does not reach gets its DecodeError instead."""
+    the displayed size), rotation applied. A span the data does not reach gets its DecodeError instead.
+    A span whose frames would need more than `max_buffer_mb` (default MAX_FRAME_BUFFER_MB) raises LimitExceeded."""
     targets = sorted((t, k, j) for k, (s, e) in enumerate(spans) for j, t in enumerate(span_times(s, e, fps, frames)))
     counts = [0] * len(spans)
     need = [sum(1 for _, k2, _ in targets if k2 == k) for k in range(len(spans))]
@@ -215,6 +230,7 @@ def decode_spans(path: str | os.PathLike, spans: Sequence[tuple[float, float]], 
         for i, arr, t in _pick(reader, [t for t, _, _ in targets], size, seek_gap=_SEEK_GAP_S, keyframes=keyframes):
             _, k, j = targets[i]
             if arrays[k] is None:
+                check_frame_buffer(need[k], arr.shape, max_buffer_mb, f"span {k}")
                 arrays[k] = np.empty((need[k], *arr.shape), np.uint8)
             arrays[k][j], src[k][j] = arr, t
             counts[k] += 1
@@ -239,7 +255,7 @@ def decode_span(path: str | os.PathLike, start: float, end: float, fps: float, s
 
 
 def sample_frames_at(path: str | os.PathLike, times: Sequence[float], size: Sequence[int] | None = None,
-                     threads: int = 1) -> DecodedSpan:
+                     threads: int = 1, max_buffer_mb: float | None = None) -> DecodedSpan:
     """The frame on screen at each of `times` (any order; sparse times far apart are reached by seeking)."""
     if not len(times):
         raise ValueError("sample_frames_at needs at least one time")
@@ -250,6 +266,8 @@ def sample_frames_at(path: str | os.PathLike, times: Sequence[float], size: Sequ
     src = [0.0] * len(times)
     try:
         for j, arr, t in _pick(reader, sorted_times, size, seek_gap=_SEEK_GAP_S):
+            if j == 0:  # the first frame gives the size: refuse the whole buffer before holding it
+                check_frame_buffer(len(times), arr.shape, max_buffer_mb, "sampled frames")
             arrays[order[j]], src[order[j]] = arr, t
     finally:
         reader.close()

@@ -76,10 +76,16 @@ def encode_jpg(frame: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def decode_mp4_bytes(data: bytes) -> tuple[np.ndarray, float]:
-    """mp4 bytes -> (uint8 (T,H,W,3) frames, fps). Used by checks, inspect and tests."""
+def decode_mp4_bytes(data: bytes, max_buffer_mb: float | None = None) -> tuple[np.ndarray, float]:
+    """mp4 bytes -> (uint8 (T,H,W,3) frames, fps). Used by checks, inspect and tests. A clip whose frames would
+    exceed `max_buffer_mb` (default media.decode.MAX_FRAME_BUFFER_MB) raises LimitExceeded while decoding."""
+    from vidrd_data.media.decode import check_frame_buffer
+
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
-        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        frames = []
+        for f in container.decode(stream):
+            frames.append(f.to_ndarray(format="rgb24"))
+            check_frame_buffer(len(frames), frames[-1].shape, max_buffer_mb, "decoded clip")
         fps = float(stream.average_rate or stream.guessed_rate or 0)
     return np.stack(frames), fps

@@ -85,9 +85,11 @@ class VideoInfo:
 
 
 def _check_file(p: Path) -> None:
+    from vidrd_data.item_guard import check_input_file
+
     if not p.exists():
         raise ProbeError(f"no such file: {p}")
-    if p.stat().st_size == 0:
+    if check_input_file(p) == 0:  # NotRegularFile for a FIFO / device / directory: never opened
         raise ProbeError(f"{p.name} is empty (0 bytes)")
 
 

@@ -63,6 +63,8 @@ class StageParams(BaseModel):
     """Parameters every stage accepts; a stage's `Params` subclasses this (unknown names fail)."""
     model_config = ConfigDict(extra="forbid")
     batch_size: int | None = Field(None, ge=1)  # items per call (read by the runtime)
+    # wall-clock limit per item of one call (vidrd_data.item_guard; default DEFAULT_ITEM_TIMEOUT_S, 900 s)
+    item_timeout_s: float | None = Field(None, gt=0)
 
 
 class ModelStageParams(StageParams):

@@ -16,13 +16,15 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
+from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item, make_key
+from vidrd_data.media.decode import check_frame_buffer
 from vidrd_data.segmentation import SegmentRules, Shot, grid_frames, grid_span, segment_shots, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, scan_video
 
 _EPS = 1e-6
-_RUNTIME_KEYS = ("batch_size", "num_actors")  # read by the runtime, allowed on any stage
+_RUNTIME_KEYS = ("batch_size", "num_actors", "item_timeout_s")  # read by the runtime, allowed on any stage
 
 
 def _clip_size(ctx: StageContext) -> tuple[int, int]:
@@ -46,7 +48,8 @@ class ShotDetect(Stage):
     _SCAN_KEYS = ("detector", "threshold", "adaptive_threshold", "min_content_val", "window_width",
                   "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
                   "proxy_max_mb", "transitions", "transition_window_s", "transition_min_change",
-                  "transition_max_residual", "transition_min_s", "transition_pad_s")
+                  "transition_max_residual", "transition_min_s", "transition_pad_s", "max_video_seconds",
+                  "max_gap_s")
 
     class Params(StageParams):
         # scan settings (None: ScanConfig's default; the long_video recipe states each one)
@@ -75,6 +78,12 @@ class ShotDetect(Stage):
         max_shot_s: float = Field(20.0, gt=0)  # longer shots get evenly spaced forced cuts
         edge_margin_s: float = Field(0.3, ge=0)
         frames_per_shot: int = Field(2, ge=2)  # one near the start, one near the end (at least)
+        # caps per video (docs/security.md; None: ScanConfig's default)
+        max_video_seconds: float | None = Field(None, gt=0)  # longer: filtered too_long
+        max_gap_s: float | None = Field(None, gt=0)  # a larger jump between frame timestamps: failed (corrupt)
+        max_shots: int = Field(5000, ge=1)  # more shots: filtered too_many_shots
+        max_frame_buffer_mb: float = Field(1024.0, gt=0)  # shot frames held for embedding: over it, too_large
+        max_file_bytes: int = Field(DEFAULT_MAX_VIDEO_FILE_BYTES, ge=1)  # larger files: filtered, never opened
 
     requires = ("path",)
     provides = ("shots", "shot_frames", "shot_frame_times")
@@ -108,6 +117,8 @@ class ShotDetect(Stage):
             return [item.filter(self.name, f"too_short: video is {res.duration:.2f} s, shorter than one "
                                            f"{shortest:.2f} s clip")]
         shots = shots_from_cuts(res.duration, res.cuts, self.max_shot_s, res.transitions)
+        if len(shots) > self.params["max_shots"]:
+            return [item.filter(self.name, f"too_many_shots: {len(shots)} shots > max_shots {self.params['max_shots']}")]
         n_emb = len(res.embed_jpegs)
         picks = []
         for shot in shots:
@@ -115,6 +126,8 @@ class ShotDetect(Stage):
                 lo = math.ceil(shot.body_start * res.embed_fps - _EPS)  # grid samples inside the body
                 hi = max(lo, math.ceil(shot.body_end * res.embed_fps - _EPS) - 1)
                 picks.append(min(max(int(round(t * res.embed_fps)), lo), hi, n_emb - 1))
+        check_frame_buffer(len(picks), (self.cfg.embed_size, self.cfg.embed_size, 3),
+                           self.params["max_frame_buffer_mb"], "shot frames")
         cache = {i: decode_jpeg(res.embed_jpegs[i]) for i in set(picks)}
         frames = np.stack([cache[i] for i in picks]).reshape(len(shots), self.frames_per_shot,
                                                              *cache[picks[0]].shape)

@@ -79,6 +79,9 @@ class ScanConfig(DetectConfig):  # detection settings (cuts, transitions): vidrd
     clip_fps: float | None = None  # proxy clip frames (None: keep none)
     clip_size: tuple[int, int] | None = None
     proxy_max_mb: float = 64.0
+    # caps per video (docs/security.md): memory and time must follow the data, never a claimed duration
+    max_video_seconds: float = 4 * 3600.0  # longer (header or timestamps): filtered too_long
+    max_gap_s: float = 60.0  # a jump between consecutive frame timestamps larger than this: corrupt
 
 
 @dataclass
@@ -112,6 +115,7 @@ def _jpeg(frame: av.VideoFrame, size: int, reformatter: RgbScaler, reader) -> by
 
 
 def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
+    from vidrd_data.item_guard import LimitExceeded
     from vidrd_data.media.decode import DecodeError, _Reader
 
     # the short-video decoder's reader: the same clock (s from the stream's start_time) as its
@@ -125,6 +129,10 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
         rate = avg or 25
         header_frames = int(stream.frames) or None
         header_duration = float(stream.duration * stream.time_base) if stream.duration else None
+        claimed = max(header_duration or 0.0, (reader.container.duration or 0) / av.time_base)
+        if claimed > cfg.max_video_seconds:
+            raise LimitExceeded(f"too_long: {Path(path).name} claims {claimed:.0f} s > max_video_seconds "
+                                f"{cfg.max_video_seconds:g}")
 
         finder = ShotFinder(cfg, float(rate))
         embed_rf, proxy_rf = RgbScaler(), RgbScaler()
@@ -138,6 +146,11 @@ def scan_video(path: str, cfg: ScanConfig) -> ScanResult:
                 proxy = GridSampler(cfg.clip_fps, lambda f: _array(f, (w, h), proxy_rf, reader), limit=limit)
 
         for t, frame in reader.frames():
+            if t - last_t > cfg.max_gap_s:  # checked before any sampler fills the gap with copies
+                raise DecodeError(f"{Path(path).name}: timestamps jump {t - last_t:.0f} s (from {last_t:.2f} s to "
+                                  f"{t:.2f} s; max_gap_s {cfg.max_gap_s:g}): corrupt timestamps")
+            if t > cfg.max_video_seconds:
+                raise LimitExceeded(f"too_long: {Path(path).name} runs past max_video_seconds {cfg.max_video_seconds:g}")
             t = max(t, last_t)  # out-of-order pts (broken mux): keep time monotone
             finder.push(t, frame)
             embed.push(frame, t)

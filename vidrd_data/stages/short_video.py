@@ -19,6 +19,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from vidrd_data.clip_plan import NoRoom, Window, plan_spans
+from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item, make_key
 from vidrd_data.media.decode import DecodeError, VideoReader, decode_spans
 from vidrd_data.media.probe import probe
@@ -43,6 +44,8 @@ class Probe(Stage):
         max_pixels: int = Field(4096 * 2304, ge=1)
         min_side: int = Field(16, ge=1)  # smaller: filtered too_small
         scan_packets: bool = True  # demux once to find where the data really ends (truncated files)
+        max_file_bytes: int = Field(DEFAULT_MAX_VIDEO_FILE_BYTES, ge=1)  # larger files: filtered, never opened
+        max_video_seconds: float = Field(4 * 3600.0, gt=0)  # longer videos: filtered too_long (never scanned)
 
     requires = ("path",)
     provides = ("meta.probe",)
@@ -53,6 +56,9 @@ class Probe(Stage):
         ruled = picture_size_rule(info.width, info.height, self.params, item.input_id)
         if ruled:
             return [item.filter(self.name, ruled)]
+        if info.usable_duration > self.params["max_video_seconds"]:
+            return [item.filter(self.name, f"too_long: video is {info.usable_duration:.0f} s > max_video_seconds "
+                                           f"{self.params['max_video_seconds']:g}")]
         item.meta["probe"] = info.as_meta() | {"usable_duration": round(info.usable_duration, 6)}
         if info.keyframes is not None:
             item.data["keyframe_times"] = list(info.keyframes)  # lets cut seek only where it saves decoding
