@@ -1,7 +1,7 @@
 """Per-item guards around every stage call: input file checks, caps, and a wall-clock limit.
 
 The runtime calls `guard_stage_call(stage, items)` instead of `stage.process_batch(items)`. It
-- fails an item whose local input (`data["path"]`, `data["caption_path"]`) is not a regular file
+- fails an item whose local input (`data["path"]`, `["caption_path"]`, `["tar"]`) is not a regular file
   (`not_a_regular_file: ...`: a FIFO, device or directory is never opened, so it cannot block), and filters one
   over the stage's `max_file_bytes` (`too_large: ...`, checked by `stat` before any byte is read);
 - turns a `LimitExceeded` raised by the stage ("rule: details") into a filtered row with that rule;
@@ -83,9 +83,12 @@ def read_input_bytes(path: str | os.PathLike, max_bytes: int | None = None) -> b
         return f.read()
 
 
-def _local_inputs(item) -> list[str]:
-    return [p for p in (item.data.get("path"), item.data.get("caption_path"))
-            if isinstance(p, (str, os.PathLike)) and "://" not in str(p)]
+_INPUT_KEYS = {"path": True, "caption_path": True, "tar": False}  # item.data key -> max_file_bytes applies
+
+
+def _local_inputs(item) -> list[tuple[str, bool]]:
+    return [(p, sized) for key, sized in _INPUT_KEYS.items()
+            if isinstance(p := item.data.get(key), (str, os.PathLike)) and "://" not in str(p)]
 
 
 # ---------------------------------------------------------------------------------------------- the guard
@@ -104,15 +107,16 @@ def guard_stage_call(stage, items: list) -> list:
                                              "was stopped"))
             continue
         try:
-            for path in _local_inputs(item):
-                check_input_file(path, max_bytes)
+            for path, sized in _local_inputs(item):
+                check_input_file(path, max_bytes if sized else None)
         except LimitExceeded as exc:
             out.append(item.filter(stage.name, str(exc)))
             continue
-        except OSError as exc:  # NotRegularFile, or gone / unreadable: the reason names the file
-            out.append(item.fail(stage.name, str(exc) if isinstance(exc, NotRegularFile)
-                                 else f"{type(exc).__name__}: {exc}"))
+        except NotRegularFile as exc:
+            out.append(item.fail(stage.name, str(exc)))
             continue
+        except OSError:
+            pass  # missing or unreadable: the stage's own error says it best
         ready.append((item, mark))
     if not ready:
         return out

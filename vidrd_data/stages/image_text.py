@@ -12,6 +12,7 @@ from PIL import Image, ImageOps
 from pydantic import Field
 
 from vidrd_data import pseudo_motion as pm
+from vidrd_data.item_guard import DEFAULT_MAX_IMAGE_FILE_BYTES, read_input_bytes
 from vidrd_data.items import Item
 from vidrd_data.stages.base import Stage, StageParams, register_stage
 
@@ -71,6 +72,7 @@ class LoadImage(Stage):
     class Params(StageParams):
         max_pixels: int = Field(80_000_000, gt=0)  # larger images are filtered (too_large), never decoded
         min_side: int = Field(64, ge=1)  # shorter side below this: filtered (too_small)
+        max_file_bytes: int = Field(DEFAULT_MAX_IMAGE_FILE_BYTES, ge=1)  # larger files: filtered, never read
 
     requires = (("path", "member", "image_bytes"),)  # a file (folder, table readers) or a tar sample's bytes (webdataset)
     provides = ("image", "meta.captions")
@@ -88,10 +90,10 @@ class LoadImage(Stage):
             where = f"{d['member'][2]} in {Path(d['tar']).name}"
             caption = decode_caption(_read_member(d["tar"], d["caption_member"])) if "caption_member" in d else None
         else:
-            raw = Path(d["path"]).read_bytes()
+            raw = read_input_bytes(d["path"], self.params.get("max_file_bytes"))  # regular files only
             where = Path(d["path"]).name
             if "caption_path" in d:
-                caption = decode_caption(Path(d["caption_path"]).read_bytes())
+                caption = decode_caption(read_input_bytes(d["caption_path"], self.params.get("max_file_bytes")))
             else:
                 caption = decode_caption(d.get("caption"))
         if not raw:
