@@ -185,6 +185,8 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
     committed = committed_by_partition(output)
     address = ray_address if ray_address is not None else m.ray.address
     resources = init_ray(address, m.ray.num_cpus, m.ray.object_store_mb)
+    for p, src in zip(plans, resolved.sources):  # a step's resources depend on the cluster: plan them now it is up
+        p.steps = plan_steps(src.stage_params(), ctx, ctx.models)
     _stages_on_driver(plans, ctx, output)
     print_plan(resolved, plans, resources, output, removed, committed, out, address=address or os.environ.get("RAY_ADDRESS"))
 
