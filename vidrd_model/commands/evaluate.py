@@ -41,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--ucf-root", required=True, help="the UCF-101 folder (one sub-folder per class)")
     d.add_argument("--splits-dir", help="ucfTrainTestlist/ (default: looked for beside/inside --ucf-root; "
                    "without it split 1 is derived from the file names)")
-    d.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    d.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="UCF-101 train/test split number")
     d.add_argument("--num-videos", type=int, default=10000, help="generated videos in total")
     d.add_argument("--class-prompts", help="json of class prompts (default: the shipped ucf101_prompts.json)")
     d.add_argument("--num-real", type=int, help="real videos for the statistics (default: the whole split)")
@@ -49,11 +49,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--out-dir", required=True, help="generated videos go to OUT/videos/<Class>/, results to OUT")
     d.add_argument("--skip-generation", action="store_true", help="measure the videos already in OUT/videos")
     sample_cmd.add_model_arguments(u)
-    u.add_argument("--negative-prompt", default="watermark")
+    u.add_argument("--negative-prompt", default="watermark", help="what guidance steers away from")
     sample_cmd.add_sampler_arguments(u, num_clips=2)
     dec = u.add_argument_group("decoding")
     sample_cmd.add_decode_arguments(dec)
-    dec.add_argument("--fps", type=float, default=8.0)
+    dec.add_argument("--fps", type=float, default=8.0, help="frame rate written to the generated mp4s")
     _add_metric_arguments(u)
     u.set_defaults(func=run)
     return p
@@ -61,7 +61,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _add_metric_arguments(p) -> None:
     m = p.add_argument_group("metrics")
-    m.add_argument("--metrics", nargs="+", default=["fvd", "is", "clipsim"], choices=["fvd", "is", "clipsim"])
+    m.add_argument("--metrics", nargs="+", default=["fvd", "is", "clipsim"], choices=["fvd", "is", "clipsim"],
+                   help="which metrics to compute")
     m.add_argument("--i3d", help="TorchScript I3D for FVD (e.g. the StyleGAN-V i3d_torchscript.pt)")
     m.add_argument("--c3d", help="TorchScript C3D fine-tuned on UCF-101, for IS (101 logits)")
     m.add_argument("--clip-model", default="ViT-B-32", help="open_clip model name, for CLIPSIM")
@@ -69,9 +70,9 @@ def _add_metric_arguments(p) -> None:
     m.add_argument("--fvd-frames", type=int, default=16, help="frames per video fed to I3D")
     m.add_argument("--is-frames", type=int, default=16, help="frames per video fed to C3D")
     m.add_argument("--is-splits", type=int, default=1, help="IS over this many splits (mean ± std)")
-    m.add_argument("--batch-size", type=int, default=8)
+    m.add_argument("--batch-size", type=int, default=8, help="videos per feature-model forward pass")
     m.add_argument("--output", help="result json (default: OUT/results.json or ./eval_results.json)")
-    m.add_argument("--no-progress", action="store_true")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
     sample_cmd.add_runtime_arguments(p)
 
 

@@ -22,19 +22,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     t = p.add_argument_group("prompts")
     t.add_argument("--prompt", action="append", default=[], help="a prompt (repeatable)")
     t.add_argument("--prompt-file", help="a text file, one prompt per line (blank lines and #comments skipped)")
-    t.add_argument("--negative-prompt", default="watermark")
+    t.add_argument("--negative-prompt", default="watermark", help="what guidance steers away from (the released VidRD's)")
 
     add_sampler_arguments(p)
     o = p.add_argument_group("output")
     o.add_argument("--output", help="output .mp4 (a single prompt only)")
     o.add_argument("--output-dir", default="out/samples", help="where videos go: NNNN_<prompt>.mp4")
-    o.add_argument("--fps", type=float, default=8.0)
+    o.add_argument("--fps", type=float, default=8.0, help="frame rate written to the mp4")
     add_decode_arguments(o)
     o.add_argument("--gif", action="store_true", help="also write a GIF")
     o.add_argument("--grid", action="store_true", help="also write a frame-grid PNG (a row per clip)")
     o.add_argument("--no-sidecar", action="store_true", help="no <video>.json next to the mp4 (the settings "
                    "are in the mp4's comment tag anyway)")
-    o.add_argument("--no-progress", action="store_true")
+    o.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     add_runtime_arguments(p)
     p.set_defaults(func=run)
@@ -64,13 +64,13 @@ def add_sampler_arguments(p: argparse.ArgumentParser, num_clips: int = 4) -> Non
     s.add_argument("--gamma", type=float, default=0.4, help="DSG staged-guidance strength γ")
     s.add_argument("--steps", type=int, default=50, help="T: denoising steps per clip")
     s.add_argument("--guidance-scale", type=float, default=10.0, help="classifier-free guidance")
-    s.add_argument("--scheduler", default="ddim", choices=list(SCHEDULERS))
+    s.add_argument("--scheduler", default="ddim", choices=list(SCHEDULERS), help="diffusers scheduler (the paper: DDIM)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM η")
     s.add_argument("--no-fnr", action="store_true", help="turn frame-level noise reversion off")
     s.add_argument("--no-pns", action="store_true", help="turn past-dependent noise sampling off")
     s.add_argument("--no-dsg", action="store_true", help="turn denoising with staged guidance off")
     s.add_argument("--height", type=int, help="pixels (default: UNet sample size × VAE factor)")
-    s.add_argument("--width", type=int)
+    s.add_argument("--width", type=int, help="pixels (default: UNet sample size × VAE factor)")
     s.add_argument("--seed", type=int, default=0, help="prompt i uses seed + i")
 
 
@@ -87,7 +87,7 @@ def add_decode_arguments(o) -> None:
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     r = p.add_argument_group("runtime")
     r.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
-    r.add_argument("--dtype", default="float32", choices=DTYPES)
+    r.add_argument("--dtype", default="float32", choices=DTYPES, help="weights and activations dtype")
     r.add_argument("--no-tf32", action="store_true",
                    help="keep convolutions and matmuls in full float32 on CUDA (PyTorch lets cuDNN use TF32 by "
                         "default, which moves 10-step latents by ~1e-1 on an H100; off, they match the CPU to ~2e-4)")

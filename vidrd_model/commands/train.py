@@ -10,7 +10,8 @@ def add_parser(subparsers) -> None:
         description="Train the VidRD UNet on WebDataset shards. One process by default (CPU or one GPU); "
                     "--num-workers N --use-gpu runs data-parallel on Ray Train. Defaults: vidrd_model/configs/train_default.yaml.")
     add_common_arguments(p)
-    p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"])
+    p.add_argument("--prediction-type", choices=["epsilon", "v_prediction"],
+                   help="what the UNet predicts (config diffusion.prediction_type; the paper: epsilon)")
     p.add_argument("--snr-gamma", type=float, help="min-SNR loss weighting, e.g. 5")
     p.add_argument("--noise-offset", type=float, help="offset noise strength, e.g. 0.05 (one offset per video and channel)")
     p.add_argument("--text-dropout", type=float, help="share of captions dropped for classifier-free guidance (default 0.1)")

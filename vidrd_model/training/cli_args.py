@@ -45,26 +45,29 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file overriding the packaged defaults (same sections)")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override any config value, e.g. --set diffusion.snr_gamma=5 (repeatable)")
-    p.add_argument("--max-steps", type=int)
-    p.add_argument("--seed", type=int)
+    p.add_argument("--max-steps", type=int, help="optimizer steps to train (config run.max_steps)")
+    p.add_argument("--seed", type=int, help="random seed of the run (config run.seed)")
     p.add_argument("--batch-size", type=int, help="clips per device and micro-step")
     p.add_argument("--mix", metavar="NAME=W,...", help="source mixing weights, e.g. laion=0.4,ucf101=0.05 (every "
                    "source of the shards needs one; 0 leaves a source out). Default: the `weight` of each source "
                    "in the manifest that built the shards (their dataset_info.json); without weights, shards are "
                    "drawn alike")
-    p.add_argument("--num-frames", type=int)
-    p.add_argument("--frame-stride", type=int)
+    p.add_argument("--num-frames", type=int, help="frames per training clip (config data.clip.num_frames)")
+    p.add_argument("--frame-stride", type=int, help="take every N-th frame of a sample (config data.clip.frame_stride)")
     p.add_argument("--resolution", type=int, nargs="+", metavar="PX", help="H [W] of training clips")
     p.add_argument("--dataloader-workers", type=int, help="decoding processes per device (0: in the training process)")
-    p.add_argument("--learning-rate", type=float)
-    p.add_argument("--warmup-steps", type=int)
-    p.add_argument("--gradient-accumulation-steps", type=int)
-    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"])
-    p.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    p.add_argument("--learning-rate", type=float, help="peak learning rate (config optim.learning_rate)")
+    p.add_argument("--warmup-steps", type=int, help="linear warm-up steps (config optim.warmup_steps)")
+    p.add_argument("--gradient-accumulation-steps", type=int,
+                   help="micro-steps per optimizer step (config optim.gradient_accumulation_steps)")
+    p.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"],
+                   help="autocast precision: bf16 on Ampere+ GPUs, fp16 with loss scaling (config precision.mixed_precision)")
+    p.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                   help="recompute activations in backward: less memory, more compute")
     p.add_argument("--no-ema", action="store_true", help="train without the EMA copy")
     p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N optimizer steps")
     p.add_argument("--keep-last", type=int, help="keep only the newest K checkpoints")
-    p.add_argument("--log-every", type=int)
+    p.add_argument("--log-every", type=int, help="log metrics every N optimizer steps (config run.log_every)")
     p.add_argument("--resume", nargs="?", const="latest", metavar="latest|DIR",
                    help="continue from the newest checkpoint in --output-dir, or from DIR")
     p.add_argument("--device", help="single-process device (default: cuda if available, else cpu)")
@@ -72,9 +75,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num-workers", type=int, default=1, help="data-parallel training processes; >1 runs on Ray Train")
     g.add_argument("--use-gpu", action="store_true", help="one GPU per Ray worker (NCCL); without it, CPU + gloo")
     g.add_argument("--ray-address", help="join a Ray cluster ('auto' or ray://host:10001); default: local Ray")
-    g.add_argument("--cpus-per-worker", type=float, default=1.0)
+    g.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each Ray Train worker reserves (default 1)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
 
 def config_from_args(args: argparse.Namespace, default_name: str, extra: dict | None = None) -> TrainConfig:
