@@ -24,6 +24,7 @@ from tqdm import tqdm
 from vidrd_data import __version__
 from vidrd_data.items import FAILED
 from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
+from vidrd_data.operator_errors import OutputUnwritable, output_unwritable
 from vidrd_data.output_lock import OutputLock, OutputLocked
 from vidrd_data.plan_check import check_plan
 from vidrd_data.runtime import TASK_RETRIES, ModelStageFailed, StepPlan, init_ray, plan_steps, start_pools, stop_pools
@@ -232,6 +233,8 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                 res: PartitionResult = ray.get(ready[0])
                 report.driver_bytes += _received_bytes(res)
             except Exception as exc:  # noqa: BLE001 - the writer died on every attempt: record its inputs as lost
+                if (err := output_unwritable(exc)) is not None:  # disk full, quota, read-only: stop before more work
+                    raise OutputUnwritable(err.errno, err.strerror, err.filename or output) from None
                 if job.lost:
                     report.lost_partitions.append(f"{p.name} partition {job.partition.index} ({job.partition.where}): {exc}")
                     report.failures[f"{FAILED} at pipeline: partition lost"] += 1

@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from vidrd_data.operator_errors import EXIT_INTERRUPTED, EXIT_OS_ERROR, find_os_error, one_line
+
 MODEL_COMMANDS = {"convert-minigpt4": "vidrd_data.models.convert_minigpt4"}
 
 
@@ -29,11 +31,19 @@ def _cmd_build(args) -> int:
     except ManifestError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - an operating-system error is the operator's to fix: one line, exit 4
+        err = find_os_error(exc)
+        if err is None:
+            raise  # anything else is a bug: its traceback (exit 1)
+        print(one_line(err, args.output or _manifest_output(args.manifest)), file=sys.stderr)
+        return EXIT_OS_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: committed shards are intact; rerun the same command to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
-        import ray
+        from vidrd_data.ray_session import shutdown_ray
 
-        if ray.is_initialized():
-            ray.shutdown()
+        shutdown_ray()
     limit = args.max_failed_fraction if args.max_failed_fraction is not None else \
         report.info.get("resolved", {}).get("manifest", {}).get("ray", {}).get("max_failed_fraction", 1.0)
     if report.failed_fraction > limit:
@@ -41,6 +51,15 @@ def _cmd_build(args) -> int:
               f"above max_failed_fraction {limit:.1%}", file=sys.stderr)
         return 3
     return 0
+
+
+def _manifest_output(manifest: str) -> str | None:
+    try:
+        import yaml
+
+        return str(yaml.safe_load(Path(manifest).read_text()).get("output"))
+    except Exception:  # noqa: BLE001 - only to name where the error happened
+        return None
 
 
 def _cmd_plan(args) -> int:
