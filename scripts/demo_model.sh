@@ -18,10 +18,13 @@ if ! ls "$SHARDS"/*.tar >/dev/null 2>&1; then
   exit 1
 fi
 
-echo "[demo-model] NOTE: the model below is TINY and RANDOM (made by vidrd_testing.tiny_vidrd.make_tiny_vidrd, test support code)."
-echo "[demo-model]       It demonstrates the training and sampling pipeline, not a usable video model."
+echo "[demo-model] NOTE: the model below is TINY and RANDOM: a tiny random Stable Diffusion 2.x folder (made by the"
+echo "[demo-model]       test support code vidrd_testing.tiny_vidrd.make_tiny_sd2) inflated with 'vidrd-model init',"
+echo "[demo-model]       the same command that inflates the real stable-diffusion-2-1-base. It demonstrates the"
+echo "[demo-model]       pipeline (init -> train -> sample), not a usable video model."
 rm -rf "$OUT"
-"$PY" -c "from vidrd_testing.tiny_vidrd import make_tiny_vidrd; print(make_tiny_vidrd('$OUT/tiny_random_model'))"
+"$PY" -c "from vidrd_testing.tiny_vidrd import make_tiny_sd2; print(make_tiny_sd2('$OUT/tiny_random_sd2'))"
+"$VENV/bin/vidrd-model" init --from "$OUT/tiny_random_sd2" --output "$OUT/tiny_random_model"
 
 "$VENV/bin/vidrd-model" train \
   --shards "$SHARDS/*.tar" \
