@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from diffusers.optimization import get_scheduler
 
+from ..checkpoint_layout import LOGS, MODEL_DIR
 from ..data.shard_loader import build_train_loader
 from .checkpointing import (load_training_state, resolve_resume, restore_rng_state, rng_state, save_checkpoint)
 from .config import TrainConfig
@@ -186,7 +187,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
                 render_validation(task, config, step, output_dir, metrics, ema)
         result.checkpoint = str(save(step))
         if dist.is_main and config.model.pretrained:
-            result.model_dir = str(task.export(output_dir / "model", config.model.pretrained, ema))
+            result.model_dir = str(task.export(output_dir / MODEL_DIR, config.model.pretrained, ema))
             logger.info("model folder for the sampler: %s", result.model_dir)
         dist.barrier()
     finally:
@@ -204,7 +205,7 @@ def run_training(task, config: TrainConfig, dist: DistContext, resume: str | Non
 
 def _write_rank_report(output_dir: Path, rank: int, result: TrainResult) -> None:
     """Per-rank data report: which shards this rank read and what it skipped (ranks may not share stdout)."""
-    path = output_dir / "logs" / f"data_rank{rank}.json"
+    path = output_dir / LOGS / f"data_rank{rank}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"rank": rank, "step": result.step, "skipped": result.skipped,
                                 "contributed": result.contributed, "shards_read": result.shards_read,

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..checkpoint_layout import LOGS
+
 logger = logging.getLogger(__name__)
 
 
@@ -21,7 +23,7 @@ class MetricsLog:
 
     def __init__(self, output_dir: str | Path, backend: str = "tensorboard", enabled: bool = True, start_step: int = 0):
         self.enabled = enabled
-        self.dir = Path(output_dir) / "logs"
+        self.dir = Path(output_dir) / LOGS
         self._tb = None
         if not enabled:
             return

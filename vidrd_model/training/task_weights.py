@@ -6,6 +6,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
+from ..checkpoint_layout import EMA_SUFFIX
+
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
@@ -20,7 +22,7 @@ class TrainedModelWeights:
         self.trained_module.save_pretrained(folder / self.component)
         if ema is not None:
             with ema.swapped_in(self.trainable):
-                self.trained_module.save_pretrained(folder / f"{self.component}_ema")
+                self.trained_module.save_pretrained(folder / f"{self.component}{EMA_SUFFIX}")
 
     def load_weights(self, folder: Path) -> None:
         path = folder / self.component
