@@ -3,6 +3,7 @@ container format."""
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -80,7 +81,8 @@ def read_released_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             "and pass its local path."
         )
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # mmap (no copy of a multi-GB file in memory) exists only for the zip format of torch >= 1.6
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except Exception as err:  # noqa: BLE001 - re-raised with what to do
         raise RuntimeError(
             f"refused to read {path}: torch.load(weights_only=True) will not load it ({err}). vidrd never unpickles "
