@@ -179,7 +179,8 @@ class _Watchdog:
         with self.lock:
             if not self.main:
                 _async_raise(self.tid, None)  # clear a pending asynchronous ItemTimeout, if any
-        if self.main:
+        if self.main and self.old_handler not in (signal.SIG_DFL, None):
+            # never back to SIG_DFL: a late SIGALRM would end the process; ours ignores it once disarmed
             signal.signal(signal.SIGALRM, self.old_handler)
         return False
 
