@@ -117,10 +117,12 @@ def test_seeding_from_this_output_keeps_owners_and_from_earlier_builds_flags_cop
     assert len(seeded) == 12  # success rows only: filtered and failed rows hold no kept content
     fp = dict(seeded[1][1])
     key = seeded[1][0]
-    resumed = IndexHolder(5, own=[str(out)], against=[])
+    resumed = IndexHolder(5)
+    resumed.seed(own=[str(out)], against=[])
     assert resumed.claim_many([(key, fp)]) == [None]  # the same sample of this output: still its own owner
     assert resumed.claim_many([("newkey", {**fp, "phash": []})])[0][:2] == (key, "exact")
-    later = IndexHolder(5, own=[], against=[str(out)])
+    later = IndexHolder(5)
+    assert later.seed(own=[], against=[str(out)]) == later.seed(own=[], against=[str(out)])  # once per output
     owner, kind, _, earlier = later.claim_many([(key, fp)])[0]
     assert (owner, kind, earlier) == (key, "exact", True)  # already in the earlier build, even under its key
     assert later.info()["seeded"] == {str(out): 12}

@@ -43,13 +43,18 @@ def committed_fingerprints(output: str) -> list[tuple[str, dict]]:
 class IndexHolder:
     """The index plus its seeding; runs as the named actor or in-process."""
 
-    def __init__(self, max_distance: int, own: list[str], against: list[str]):
+    def __init__(self, max_distance: int):
         self.index = DedupIndex(max_distance)
         self.seeded: dict[str, int] = {}
-        # this output's committed samples (a resumed build): their keys stay owners if claimed again;
-        # earlier builds' samples: a claim, even under the same key, is a copy of what they already hold
+
+    def seed(self, own: list[str], against: list[str]) -> dict[str, int]:
+        """Add committed samples of outputs not seeded yet (each source's `against` may name others).
+        This output's own samples (a resumed build) stay owners if claimed again under their key; earlier
+        builds' samples: a claim, even under the same key, is a copy of what they already hold."""
         for outputs, foreign in ((own, False), (against, True)):
             for out in outputs:
+                if out in self.seeded:
+                    continue
                 try:
                     entries = committed_fingerprints(out)
                 except FileNotFoundError:
@@ -57,6 +62,7 @@ class IndexHolder:
                 for key, fp in entries:
                     self.index.add(key, fp, foreign=foreign)
                 self.seeded[out] = len(entries)
+        return dict(self.seeded)
 
     def claim_many(self, claims: list[tuple[str, dict]]) -> list[tuple[str, str, int] | None]:
         return [None if m is None else (m.owner, m.kind, m.distance, m.earlier) for m in self.index.claim_many(claims)]
@@ -78,13 +84,15 @@ def ensure_index(config_hash: str, max_distance: int, own: list[str], against: l
 
     name = index_name(config_hash, max_distance)
     if not ray.is_initialized():
-        if name not in _LOCAL:
-            _LOCAL[name] = IndexHolder(max_distance, own, against)
-        return _LOCAL[name]
+        holder = _LOCAL.setdefault(name, IndexHolder(max_distance))
+        holder.seed(own, against)
+        return holder
     actor_cls = ray.remote(IndexHolder)
     # num_cpus 0: a bookkeeping actor must never take a core from the stages; one at a time: claims serialise.
-    return actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1,
-                             max_restarts=0).remote(max_distance, own, against)
+    actor = actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1,
+                              max_restarts=0).remote(max_distance)
+    ray.get(actor.seed.remote(own, against))
+    return actor
 
 
 def claim(index, claims: list[tuple[str, dict]]) -> list[Match | None]:
