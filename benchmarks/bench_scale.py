@@ -5,15 +5,17 @@
   python benchmarks/bench_scale.py --no-cluster
 
 Inputs: img2dataset-style WebDataset tars of 1000 samples each (KEY.jpg 80x64 noise, KEY.txt, KEY.json), named
-{00000..NNNNN}.tar and given to the manifest as that brace pattern; built with the shipped image_text recipe to
-8-frame 64x64 clips, shards of <= 1000 samples (one input tar -> one output shard). Generated once, cached under
+{00000..NNNNN}.tar and given to the manifest as that brace pattern; built with the pseudo-video core of the
+image_text recipe (load_image, pseudo_motion, caption_select, encode: the recipe the issue measured, before the
+curation stages were added) to 8-frame 64x64 clips, shards of <= 1000 samples (one input tar -> one output shard). Generated once, cached under
 --cache. Per size, `vidrd-data build` runs as a subprocess (embedded Ray, 2 CPUs) and is stopped 3 s after its
 first committed shard:
 - first_commit_s: from the command's start to the first `_stats.json` (target <= 15 s at 200k);
 - driver peak RSS: the `vidrd-data` process alone (Ray's own processes are listed apart), sampled every 50 ms;
 - bytes received by the driver per sample: a complete build of the 2k set, `dataset_info.json`'s
   last_build.driver_bytes_received / samples.
-The same 20k build on the loopback 2-node LocalCluster (head 2 CPU + worker 2 CPU) shows where shards were written.
+The smallest set is also built completely on the loopback 2-node LocalCluster (head 2 CPU + worker 2 CPU):
+first commit, driver RSS, bytes per sample, and how many nodes wrote shards.
 """
 
 from __future__ import annotations
@@ -63,12 +65,21 @@ def make_tars(dest: Path, n: int) -> str:
     return str(dest / f"{{00000..{n_tars - 1:05d}}}.tar")
 
 
+RECIPE = {"kind": "image_text", "max_outputs_per_input": 1, "items_per_task": 32,
+          "stages": [{"stage": "load_image"}, {"stage": "pseudo_motion", "params": {"seed": 0}},
+                     {"stage": "caption_select", "params": {"priority": ["original"]}},
+                     {"stage": "encode", "params": {"preset": "veryfast", "crf": 20}}]}
+
+
 def manifest(path: Path, out: Path, urls: str, address: str | None = None) -> Path:
     import yaml
 
+    recipe = path.parent / "pseudo_video.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE, sort_keys=False))
     doc = {"name": "scale", "output": str(out), "clip": {"fps": 8, "size": [64, 64], "frames": 8},
            "shard": {"max_samples": PER_TAR}, "ray": {"num_cpus": 2, "object_store_mb": 256, "address": address},
-           "sources": [{"name": "web", "kind": "image_text", "input": {"format": "webdataset", "urls": urls}}]}
+           "sources": [{"name": "web", "kind": "image_text", "recipe": str(recipe),
+                        "input": {"format": "webdataset", "urls": urls}}]}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
@@ -143,7 +154,7 @@ def main() -> None:
     if not args.no_cluster:
         from vidrd_testing.cluster import LocalCluster
 
-        n = sorted(args.sizes)[len(args.sizes) // 2]
+        n = small  # complete build on 2 nodes
         cluster = LocalCluster.start(head_cpus=2, worker_cpus=[2], env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"})
         try:
             out = work / "cluster"

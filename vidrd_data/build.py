@@ -224,6 +224,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
     serial = max_items is not None or p.limit is not None  # budgets are spent in partition order
     budget = {"pending": max_items, "inputs": p.limit}
     inflight: dict[Any, PartitionJob] = {}
+    finished = [0]
 
     def collect(block_until: int) -> None:
         while len(inflight) > block_until:
@@ -244,6 +245,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                 inflight[remote.remote(job)] = job
                 continue
             _account(res, report, bar, t0)
+            finished[0] += 1
             if serial:
                 budget["pending"] = None if budget["pending"] is None else budget["pending"] - res.inputs
                 budget["inputs"] = None if budget["inputs"] is None else budget["inputs"] - res.seen
@@ -258,11 +260,15 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
         if sized:  # the bar's total grows as the listing goes; unknown (tars) or budgeted: a count only
             bar.total = (bar.total or 0) + part.size
             bar.refresh()
+        # Until a first partition has finished, one at a time with every CPU's worth of chunks: the first
+        # shard comes after one partition's work, not after `in_flight` partitions' sharing the CPUs.
+        warm = finished[0] > 0
+        window = -(-2 * cpus // in_flight) + 1 if warm else 2 * cpus + 1
         job = PartitionJob(p.reader, part, p.steps, ctx, pools, output, committed.get((p.name, part.index), []),
                            retry_failed, budget["pending"] if serial else None, budget["inputs"] if serial else None,
-                           chunk, max(2, cpus), verify, build_id=build_id)
+                           chunk, window, verify, build_id=build_id)
         inflight[remote.remote(job)] = job
-        collect(0 if serial else in_flight - 1)
+        collect(0 if serial or not warm else in_flight - 1)
     collect(0)
 
 
