@@ -142,3 +142,34 @@ def test_stage_stuck_in_native_code_recycles_the_worker_and_the_retry_gives_a_ti
     assert (stuck.status, stuck.stage) == ("failed", "stuck_in_c"), stuck.reason
     assert stuck.reason.startswith("timeout: ") and "worker was stopped" in stuck.reason, stuck.reason
     print(f"native hang -> timeout row in {took:.1f} s (limit 1 s per item, 2 worker kills: batch, then the item)")
+
+
+@pytest.mark.timeout(300)
+def test_a_build_gives_fifo_inputs_a_row_and_never_blocks(tmp_path, ray_session):
+    """A FIFO named like a photo, and a FIFO caption sidecar, in a folder source: one failed row each."""
+    from tests.data_build.helpers import image_source, status_rows, write_folder_dataset, write_manifest
+    from vidrd_data.build import build
+
+    root = tmp_path / "imgs"
+    write_folder_dataset(root, 3, size=(96, 72))
+    os.mkfifo(root / "pipe.jpg")
+    (root / "pipe.txt").write_text("a caption beside a FIFO\n")
+    (root / "img001.txt").unlink()
+    os.mkfifo(root / "img001.txt")
+    manifest = write_manifest(tmp_path / "m.yaml", tmp_path / "out", [image_source("p", root)], frames=4)
+    report = build(manifest, progress=False, out=lambda line: None)
+    rows = {r["input_id"]: r for r in status_rows(tmp_path / "out").to_dict("records")}
+    assert report.counts["success"] == 2, rows
+    for input_id, name in (("pipe", "pipe.jpg"), ("img001", "img001.txt")):
+        row = rows[input_id]
+        assert row["status"] == "failed" and row["reason"].startswith(f"not_a_regular_file: {name} is a FIFO"), row
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_named_like_a_webdataset_tar_is_refused_not_a_hang(tmp_path):
+    from vidrd_data.sources.tar_stream import tar_samples
+
+    fifo = tmp_path / "shard-000000.tar"
+    os.mkfifo(fifo)
+    with pytest.raises(NotRegularFile, match="not_a_regular_file: shard-000000.tar is a FIFO"):
+        list(tar_samples(str(fifo)))  # the partition's task fails at once; its inputs get rows, nothing waits

@@ -227,6 +227,6 @@ class TableReader(SourceReader):
                 item.fail("read", f"{where}: empty {self.params.image_column!r} cell")
             elif outside := self.outside_root(image, base):
                 item.fail("read", f"{where}: {outside}")
-            elif not image.is_file():
+            elif not image.exists():  # a FIFO / device / folder goes on: its first stage fails it not_a_regular_file
                 item.fail("read", f"{where}: image file {image} does not exist")
             yield item

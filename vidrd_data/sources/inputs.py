@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import codecs
+import io
 import re
 from pathlib import Path
 from typing import IO, Iterator
@@ -48,7 +49,10 @@ def is_url(path: str) -> bool:
 def open_input(path: str, mode: str = "rb") -> IO:
     """A local path or an fsspec URL, opened for reading (a missing backend names the extra to install)."""
     if not is_url(path):
-        return open(path, mode)
+        from vidrd_data.item_guard import open_regular
+
+        f = open_regular(path)  # a FIFO / device named like a tar or a list never blocks: NotRegularFile (OSError)
+        return f if "b" in mode else io.TextIOWrapper(f)
     import fsspec
 
     try:

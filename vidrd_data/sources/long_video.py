@@ -58,7 +58,7 @@ class LongVideoListReader(SourceReader):
         item = _video_item(self.source_name, entry, path)
         if outside := self.outside_root(path, list_file.parent):
             item.fail("read", f"{list_file.name} line {lineno}: {outside}")
-        elif not path.is_file():
+        elif not path.exists():  # a FIFO / device / folder goes on: its first stage fails it not_a_regular_file
             item.fail("read", f"{list_file.name} line {lineno}: video file not found: {path}")
         return item
 

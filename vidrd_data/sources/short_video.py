@@ -168,7 +168,7 @@ class UcfSplitsReader(_VideoReader):
             item.fail("read", f"{where}: {rel!r} is under {folder}/ but its index {idx.strip()} is {label}")
         elif outside := self.outside_root(p, root):
             item.fail("read", f"{where}: {outside}")
-        elif not p.is_file():
+        elif not p.exists():  # a FIFO / device / folder goes on: its first stage fails it not_a_regular_file
             item = self._missing(rel, p, label, where)
         return item
 
