@@ -135,7 +135,7 @@ def render(image: Image.Image, windows: np.ndarray, target_size: tuple[int, int]
         rgb = rgb.resize(new, Image.Resampling.BOX if shrink > 2 else Image.Resampling.BILINEAR, reducing_gap=2.0)
         windows = windows * np.array([sx, sy, sx, sy])
     # OpenCV's bilinear warp is vectorised for 4 channels, not 3: warping RGBA and dropping alpha gives the
-    # same pixels 2-2.5x faster (2.5 -> 1.0 ms per 256x256 frame, measured; identical output).
+    # same pixels 2.2x faster (0.44 -> 0.20 ms CPU per 256x256 frame, measured; identical output).
     src = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2RGBA)
     tw, th = target_size
     frames = np.empty((len(windows), th, tw, 3), dtype=np.uint8)

@@ -60,8 +60,8 @@ def cover_crop_size(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int
 class RgbScaler:
     """Frame -> uint8 RGB array at a size: scaled in the frame's own pixel format, then converted unscaled.
 
-    swscale's combined scale + RGB conversion measured 2-4x slower than the two steps (640x360 -> 455x256:
-    1.2-2.0 ms vs 0.5 ms per frame; benchmarks/profile_pipelines.py); the conversion upsamples chroma
+    swscale's combined scale + RGB conversion measured 3-4x slower than the two steps (640x360 -> 455x256:
+    1.6 ms vs 0.4 ms CPU per frame); the unscaled conversion upsamples chroma
     without a filter, which the clip's yuv420p encode discards again. Each step keeps its cached context.
     """
 

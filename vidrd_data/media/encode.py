@@ -64,8 +64,8 @@ def encode_mp4(frames: np.ndarray, fps: float, settings: EncodeSettings = Encode
 
 
 def _yuv420p_frame(rgb: np.ndarray) -> av.VideoFrame:
-    """RGB -> the encoder's yuv420p (BT.601 limited range, swscale's default matrix) with OpenCV: 0.17 ms vs
-    1.5 ms for PyAV's rgb24 frame converted inside encode() at 256x256 (luma equal within 1 level)."""
+    """RGB -> the encoder's yuv420p (BT.601 limited range, swscale's default matrix) with OpenCV: 0.03 ms vs
+    0.29 ms CPU for swscale inside encode() at 256x256 (luma equal within 1 level; 16-frame clip ~9% less CPU)."""
     return av.VideoFrame.from_ndarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420),
                                       format="yuv420p")
 
