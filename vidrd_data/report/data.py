@@ -23,11 +23,16 @@ _STOP = set("a an the of in on at with and to from by is are it its this that fo
 
 
 def reason_class(reason: str | None) -> str:
-    """A reason without its item-specific tail: 'duplicate_of=k (near, 3 bits)' -> 'duplicate_of'."""
-    if not reason:
-        return "?"
-    head = re.split(r"[:=(]", str(reason), maxsplit=1)[0].strip()
-    return head[:60] or "?"
+    """What the report groups by: the reason's rule ('duplicate_of=k (near, 3 bits)' -> 'duplicate_of')."""
+    from vidrd_data.reasons import reason_rule
+
+    text = str(reason or "")
+    m = re.match(r"([a-z][a-z0-9_]*)=", text)  # key=value reasons (dedup's duplicate_of=<key>)
+    if m:
+        return m.group(1)
+    rule = reason_rule(reason)
+    inner = re.search(r": ([a-z][a-z0-9_]*): ", text)  # "where: rule: details" (a reader's row)
+    return inner.group(1) if rule == "?" and inner else rule
 
 
 def flatten(rows: pd.DataFrame) -> pd.DataFrame:
