@@ -126,6 +126,30 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from vidrd_data.report import write_report
+
+    try:
+        path = write_report(args.output, args.dest, n_samples=args.n)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from vidrd_data.exports import export
+
+    try:
+        path = export(args.output, args.to, args.dest)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.to} export: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidrd-data", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging (vidrd_data and libraries)")
@@ -160,6 +184,22 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--sheet", default=None, help="contact sheet path (default OUT/contact_sheet.png)")
     i.add_argument("-n", type=int, default=12, help="clips on the contact sheet")
     i.set_defaults(func=_cmd_inspect)
+
+    r = sub.add_parser("report", help="one self-contained HTML page about a built output",
+                       description="Outcomes per source, reasons, histograms of durations, scores and captions, "
+                                   "a sample grid and the manifest, in one HTML file (no network, no JavaScript).")
+    r.add_argument("output", help="a built output folder")
+    r.add_argument("--dest", default=None, help="where to write it (default OUT/report.html)")
+    r.add_argument("-n", type=int, default=24, help="clips in the sample grid")
+    r.set_defaults(func=_cmd_report)
+
+    e = sub.add_parser("export", help="write a built output in another tool's form",
+                       description="index: a Parquet of every clip (pandas/DuckDB); opensora / webvid: their CSVs "
+                                   "with the clips extracted to files; hf: a Hugging Face datasets save_to_disk folder.")
+    e.add_argument("output", help="a built output folder")
+    e.add_argument("--to", required=True, choices=["index", "opensora", "webvid", "hf"], help="the target form (see above)")
+    e.add_argument("--dest", default=None, help="destination folder (default OUT/exports/FORMAT)")
+    e.set_defaults(func=_cmd_export)
 
     m = sub.add_parser("models", help="model utilities")
     msub = m.add_subparsers(dest="models_command", required=True)
