@@ -1,7 +1,7 @@
 """The rule of a status row's reason: what reports group by, never the numbers or names in it.
 
 Stages write filter reasons as `rule: details` ("caption_too_long: 1532 chars > max_caption_chars 1000",
-"too_short: video is 0.80 s, shorter than one 1.00 s clip"); the runtime writes failures as
+"too_short: video is 0.80 s, shorter than one 1.00 s clip") or `rule=value` ("duplicate_of=KEY"); the runtime writes failures as
 `ExceptionName: message`. `reason_rule` returns the rule name, or the exception name for a failure; a
 free-text reason (a reader's "no caption file x.txt beside x.jpg") is grouped by its leading words, cut at
 the first word with a digit, path or quote, so per-item details never split a group.
@@ -21,7 +21,7 @@ def reason_rule(reason: str | None) -> str:
     words up to the first that names the item (digits, paths, quotes), at most 6."""
     if not reason:
         return "?"
-    head = str(reason).split(":", 1)[0].strip()
+    head = re.split(r"[:=]", str(reason), maxsplit=1)[0].strip()  # "rule: details" or "rule=value ..."
     if _RULE.fullmatch(head) or _EXCEPTION.fullmatch(head):
         return head
     words = []

@@ -96,9 +96,10 @@ def test_reasons_group_by_rule_never_by_their_numbers():
                "too_short: 14 frames at 8 fps in its longest shot after trimming (shot 3, 1.75 s) < 16",
                "ValueError: caption is not valid UTF-8 (byte 0xe9 at offset 3)",
                "ValueError: caption is not valid UTF-8 (byte 0xff at offset 17)",
-               "no caption file img3.txt beside img3.jpg", "no caption file b.txt beside b.jpg"]
+               "no caption file img3.txt beside img3.jpg", "no caption file b.txt beside b.jpg",
+               "duplicate_of=photos_img3 (near, 2 bits)", "duplicate_of=photos_b (exact)"]
     assert [reason_rule(r) for r in reasons] == ["caption_too_long"] * 2 + ["too_short"] * 2 + ["ValueError"] * 2 + \
-        ["no caption file"] * 2
+        ["no caption file"] * 2 + ["duplicate_of"] * 2
 
 
 # --------------------------------------------------------------------------------------------- images

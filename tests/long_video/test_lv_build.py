@@ -39,7 +39,8 @@ def long_build(tmp_path_factory, tiny_minigpt4, ray_session):
     doc = {"name": "lvtest", "output": str(root / "out"), "clip": CLIP, "shard": {"max_samples": 8},
            "models": {"minigpt4": {"path": str(tiny_minigpt4), "batch_size": 4}},
            "sources": [{"name": "longform", "kind": "long_video", "recipe": str(REPO / "pipelines/long_video.yaml"),
-                        "input": {"format": "list", "path": str(root / "list.txt")}, "overrides": OVERRIDES}]}
+                        "input": {"format": "list", "path": str(root / "list.txt"), "allow_outside_root": True},
+                        "overrides": OVERRIDES}]}
     (root / "m.yaml").write_text(yaml.safe_dump(doc))
     report = build(root / "m.yaml", progress=False, out=lambda s: None)
     return root, report
@@ -61,7 +62,7 @@ def test_every_candidate_segment_has_a_row_and_kept_ones_are_samples(long_build)
         for _, row in rows.iterrows():
             meta = json.loads(row.metadata) if isinstance(row.metadata, str) else {}
             if row.status == "filtered":
-                assert row.reason and row.stage in ("segment_shots", "cut_segments", "caption_select"), row.reason
+                assert row.reason and row.stage in ("segment_shots", "cut_segments", "caption_select", "dedup"), row.reason
             else:
                 assert row.key in samples
     kept = [s for s in samples.values() if json.loads(s["json"])["source"]["source_id"] == "mix.mp4"]
