@@ -97,9 +97,10 @@ def test_reasons_group_by_rule_never_by_their_numbers():
                "ValueError: caption is not valid UTF-8 (byte 0xe9 at offset 3)",
                "ValueError: caption is not valid UTF-8 (byte 0xff at offset 17)",
                "no caption file img3.txt beside img3.jpg", "no caption file b.txt beside b.jpg",
-               "duplicate_of=photos_img3 (near, 2 bits)", "duplicate_of=photos_b (exact)"]
+               "duplicate_of=photos_img3 (near, 2 bits)", "duplicate_of=photos_b (exact)",
+               "list.txt line 2: outside_root: /x/a.mp4 resolves to /y/a.mp4", "v.csv row 9: outside_root: /z"]
     assert [reason_rule(r) for r in reasons] == ["caption_too_long"] * 2 + ["too_short"] * 2 + ["ValueError"] * 2 + \
-        ["no caption file"] * 2 + ["duplicate_of"] * 2
+        ["no caption file"] * 2 + ["duplicate_of"] * 2 + ["outside_root"] * 2
 
 
 # --------------------------------------------------------------------------------------------- images
