@@ -1,0 +1,143 @@
+"""Where a whole `vidrd-data build` spends its CPU (driver + Ray workers), sampled with py-spy.
+
+  pip install py-spy    # into the venv; not a project requirement
+  python benchmarks/profile_build.py record pseudo_video|long_video [--top 25] [--raw /tmp/build.txt]
+
+`record` starts `run` (bench_pseudo_video's 96 JPEG inputs, or bench_long_video's 1-minute source, built once,
+embedded Ray on 2 CPUs, like the benchmarks) and attaches `py-spy record` to the driver and to every Ray
+worker as it appears (py-spy's --subprocesses does not reach workers the raylet starts), active samples only;
+then `summarize` prints the share of samples per process kind, by the innermost vidrd_data frame, and by
+leaf function (where CPU actually burns).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def run(pipeline: str) -> None:
+    from vidrd_data.runtime import init_ray
+
+    work = Path(tempfile.mkdtemp(prefix="prof_build_"))
+    try:
+        init_ray(None, num_cpus=2, object_store_mb=512)
+        if pipeline == "pseudo_video":
+            from bench_pseudo_video import make_inputs, run_ours, write_manifest
+
+            n = len(make_inputs(work / "jpg", 96, "jpg"))
+            run_ours(write_manifest(work / "jpg", work / "out"), n)
+        else:
+            from bench_long_video import make_input, run_ours, write_manifest
+
+            print(run_ours(write_manifest(work, make_input(work, 1.0), "ours")))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _kind(proc: str) -> str:
+    if "ray::" in proc or "default_worker" in proc:
+        return "ray worker"
+    if "raylet" in proc or "gcs_server" in proc or "dashboard" in proc or "log_monitor" in proc:
+        return "ray services"
+    return "driver"
+
+
+def summarize(path: str, top: int) -> None:
+    by_kind, by_ours, by_leaf = collections.Counter(), collections.Counter(), collections.Counter()
+    total = 0
+    for line in Path(path).read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        by_kind[_kind(frames[0])] += n
+        ours = [f for f in frames if "vidrd_data/" in f or "benchmarks/" in f]
+        by_ours[re.sub(r" \(.*/(vidrd_data|benchmarks)/", r" (\1/", ours[-1]) if ours else "(no vidrd frame)"] += n
+        by_leaf[re.sub(r" \(.*/(site-packages|lib/python3\.\d+)/", r" (", frames[-1])] += n
+    print(f"{total} samples")
+    for title, counter in (("process kind", by_kind), ("innermost vidrd frame", by_ours), ("leaf", by_leaf)):
+        print(f"\nby {title}:")
+        for name, n in counter.most_common(top):
+            print(f"  {n / total:6.1%}  {name[:150]}")
+
+
+def record(pipeline: str, raw: str, rate: int = 50) -> None:
+    import subprocess
+    import time
+
+    import psutil
+
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        sys.exit("py-spy is not installed in this venv: pip install py-spy")
+    tmp = Path(tempfile.mkdtemp(prefix="prof_spy_"))
+    build = subprocess.Popen([sys.executable, __file__, "run", pipeline])
+    spies: dict[int, subprocess.Popen] = {}
+    try:
+        while build.poll() is None:
+            try:
+                procs = [psutil.Process(build.pid), *psutil.Process(build.pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                break
+            for p in procs:
+                try:  # the driver and Ray's workers (not Ray's own services: they must start undisturbed)
+                    cmd = " ".join(p.cmdline())
+                    wanted = p.pid == build.pid or "ray::" in cmd or "default_worker.py" in cmd
+                except psutil.Error:
+                    continue
+                if wanted and p.pid not in spies:
+                    spies[p.pid] = subprocess.Popen(
+                        [str(spy), "record", "-p", str(p.pid), "-r", str(rate), "--format", "raw", "--nonblocking",
+                         "-o", str(tmp / f"{p.pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.2)
+        build.wait()
+    finally:
+        for sp in spies.values():  # each ends when its process does; a worker Ray keeps alive is stopped here
+            try:
+                sp.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                sp.send_signal(2)  # py-spy writes its file on SIGINT
+                sp.wait()
+    with open(raw, "w") as out:
+        for f in tmp.glob("*.txt"):
+            out.write(f.read_text())
+    shutil.rmtree(tmp, ignore_errors=True)
+    if build.returncode:
+        sys.exit(f"the build failed (rc {build.returncode})")
+    print(f"{len(spies)} processes sampled -> {raw}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("pipeline", choices=["pseudo_video", "long_video"])
+    rec = sub.add_parser("record")
+    rec.add_argument("pipeline", choices=["pseudo_video", "long_video"])
+    rec.add_argument("--raw", default="/tmp/vidrd_build_profile.txt")
+    rec.add_argument("--top", type=int, default=25)
+    s = sub.add_parser("summarize")
+    s.add_argument("raw")
+    s.add_argument("--top", type=int, default=25)
+    args = ap.parse_args()
+    if args.cmd == "run":
+        run(args.pipeline)
+    elif args.cmd == "record":
+        record(args.pipeline, args.raw)
+        summarize(args.raw, args.top)
+    else:
+        summarize(args.raw, args.top)
+
+
+if __name__ == "__main__":
+    main()
