@@ -39,8 +39,10 @@ def embedded_env(env: dict[str, str] | os._Environ) -> dict[str, str]:
     return out
 
 
-def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: int = 512) -> dict[str, Any]:
-    """Embedded Ray (address None: loopback, token auth, quiet, no dashboard, capped object store) or join a cluster."""
+def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: int | None = 512,
+             log_to_driver: bool = False) -> dict[str, Any]:
+    """Embedded Ray (address None: loopback, token auth, quiet, no dashboard, object store capped unless
+    object_store_mb is None) or join a cluster. The builder and the trainer both start Ray here."""
     import ray
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -52,7 +54,7 @@ def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: 
     # `ray job submit` and users set RAY_ADDRESS to mean "this cluster"; otherwise null means embedded.
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, log_to_driver=log_to_driver, logging_level=logging.WARNING)
         return ray.cluster_resources()
     if (os.environ.get("RAY_AUTH_MODE") or "").lower() == "disabled":
         log.warning("RAY_AUTH_MODE=disabled: the embedded Ray accepts any local process without a token "
@@ -60,8 +62,8 @@ def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: 
     _set_env(embedded_env(os.environ))
     _refresh_ray_process_config()
     # address="local": ray.init() with no address would silently join a `ray start` cluster on this machine.
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, object_store_memory=object_store_mb * 2**20,
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
+             logging_level=logging.WARNING, object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
              _system_config={"metrics_report_interval_ms": 60_000})
     node_ip = ray._private.worker._global_node.node_ip_address
     if node_ip != "127.0.0.1":
