@@ -84,6 +84,7 @@ class ShotDetect(Stage):
         max_shots: int = Field(5000, ge=1)  # more shots: filtered too_many_shots
         max_frame_buffer_mb: float = Field(1024.0, gt=0)  # shot frames held for embedding: over it, too_large
         max_file_bytes: int = Field(DEFAULT_MAX_VIDEO_FILE_BYTES, ge=1)  # larger files: filtered, never opened
+        item_timeout_s: float | None = Field(7200.0, gt=0)  # one pass over up to max_video_seconds of video
 
     requires = ("path",)
     provides = ("shots", "shot_frames", "shot_frame_times")
