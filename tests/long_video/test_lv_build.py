@@ -84,7 +84,14 @@ def test_samples_carry_span_shots_similarities_and_a_minigpt4_caption(long_build
         assert meta["source"]["kind"] == "video" and meta["source"]["shot_ids"]
         assert meta["captions"]["minigpt4"] and meta["caption_source"] == "minigpt4"
         assert s["txt"].decode().strip()
-        seg = json.loads(meta["details"])["segmentation"]
+        details = json.loads(meta["details"])
+        seg = details["segmentation"]
         assert seg["rules"]["merge_min_sim"] == HIST_RULES["merge_min_sim"]
+        # the clip lies inside one shot: no detected cut or transition within its span
+        assert not any(start < c < end for c in seg["video"]["cuts"]), (start, end, seg["video"]["cuts"])
+        assert not any(a < end and start < b for a, b in seg["video"]["transitions"])
+        assert seg["segment"]["clip_shot"] in meta["source"]["shot_ids"]
+        # the source picture, as the short-video json gives it
+        assert details["probe"]["width"] > 0 and details["probe"]["height"] > 0 and details["probe"]["fps"] > 0
         assert seg["segment"]["status"] == "keep" and "internal" in seg["segment"]["sims"]
         assert meta["scores"]["clip_start_end_sim"] is not None

@@ -95,8 +95,12 @@ def test_clips_match_the_spec_and_carry_captions(sv_build):
         assert frames.shape == (8, 64, 64, 3) and fps == pytest.approx(8)
         j = json.loads(s["json"])
         start, end = j["source"]["span"]
-        duration = json.loads(j["details"])["probe"]["duration"]
+        details = json.loads(j["details"])
+        duration = details["probe"]["duration"]
         assert 0 <= start < end <= duration + 1e-6 and end - start == pytest.approx(1.0)
+        shots = details["shots"]  # detect_shots ran: the clip lies in one shot
+        assert not any(start < c < end for c in shots["cuts"]) and len(j["source"]["shot_ids"]) == 1
+        assert not any(a < end and start < b for a, b in shots["transitions"])
         caps = j["captions"]
         assert caps["blip2"] and caps["label"] == {"PlayingGuitar": "a person playing guitar",
                                                    "ApplyEyeMakeup": "a person applying eye makeup"}[j["label"]]
