@@ -125,6 +125,6 @@ def mean_colour_scene(frame: np.ndarray, tol: float = 40.0) -> int | None:
     return k if d[k] <= tol else None
 
 
-# A timeline with every kind of boundary: hard cuts, a dissolve, a fade through black (about 16 s).
-MIXED_TIMELINE = [("scene", 0, 2.4), ("scene", 1, 2.0), ("dissolve", 1.0), ("scene", 2, 2.4),
+# A timeline with every kind of boundary: hard cuts, a dissolve, a fade through black (16.6 s).
+MIXED_TIMELINE = [("scene", 0, 2.4), ("scene", 1, 2.0), ("dissolve", 1.0), ("scene", 2, 3.0),
                   ("fade", 1.2), ("scene", 3, 2.4), ("scene", 4, 2.0), ("dissolve", 0.6), ("scene", 5, 2.0)]

@@ -7,7 +7,8 @@ never crosses a window's edge, so it never shows a cut or a transition.
 center  one clip: in the window holding the middle of the video if it fits there, else in the fitting
         window nearest to the middle; placed as near to the middle as the window allows.
 multi   up to `max_clips` clips, at least `gap` s apart within a window; clips go one at a time to the
-        window where they leave the most room around each clip, then spread evenly inside each window.
+        window where they leave the most room around each clip, every shot that fits one getting its first
+        clip before any gets a second (more scenes, not more of one); then spread evenly in each window.
 Clip length: the clip spec's frames / fps; with min/max_seconds instead, the window up to `max_seconds`
 (whole frames), at least `min_seconds`. Spans start on the millisecond grid (keys carry them in ms).
 """
@@ -87,10 +88,10 @@ def plan_spans(windows: list[Window], clip: dict[str, Any], policy: str = "cente
         return [(*_on_ms_grid(s, w, length), w.shot)]
     counts = [0] * len(windows)
     for _ in range(max_clips):
-        room = [((w.length - (n + 1) * lengths[i] - n * gap) / (n + 2), -i)
+        room = [(n == 0, (w.length - (n + 1) * lengths[i] - n * gap) / (n + 2), -i)
                 for i, (w, n) in enumerate(zip(windows, counts)) if n < caps[i]]
         if not room:
             break
-        counts[-max(room)[1]] += 1
+        counts[-max(room)[2]] += 1
     out = [(s, e, w.shot) for w, n, length in zip(windows, counts, lengths) if n for s, e in _spread(w, n, length, gap)]
     return sorted(out)

@@ -6,9 +6,12 @@ a dissolve and a fade through black, with the true shot and transition intervals
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
-from tests.scene_videos import MIXED_TIMELINE, mean_colour_scene, write_scene_video
+from tests.scene_videos import MIXED_TIMELINE, SceneTruth, mean_colour_scene, write_scene_video
 from vidrd_data.clip_plan import NoRoom, Window, plan_spans
 from vidrd_data.items import Item, make_key
 from vidrd_data.runtime import apply_stage
@@ -75,6 +78,24 @@ def test_multi_clips_avoid_cuts_dissolve_and_fade_and_keep_both_sides(scenes):
     # one clip per scene: the footage on both sides of the dissolve and the fade is kept
     assert sorted(shown) == [k for _, _, k in truth.shots]
     assert all(len(c.meta["source"]["shot_ids"]) == 1 for c in clips)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+@pytest.mark.parametrize("kind", ["dissolve", "fade", "fadeblack"])
+def test_ffmpeg_xfade_transitions_are_kept_out_of_clips(tmp_path, kind):
+    """ffmpeg's own transitions (xfade: random-pixel dissolve, crossfade, fade through black) between three
+    generated scenes of 4 s: [3, 4) and [6.4, 7.0) are transitions."""
+    parts = [tmp_path / f"s{k}.mp4" for k in range(3)]
+    for k, p in enumerate(parts):
+        write_scene_video(p, [("scene", k, 4.0)])
+    out = tmp_path / f"xfade_{kind}.mp4"
+    graph = (f"[0][1]xfade=transition={kind}:duration=1:offset=3[a];"
+             f"[a][2]xfade=transition={kind}:duration=0.6:offset=6.4[b]")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *[a for p in parts for a in ("-i", str(p))], "-filter_complex", graph,
+                    "-map", "[b]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "18", str(out)], check=True)
+    truth = SceneTruth(10.4, shots=[(0.0, 3.0, 0), (4.0, 6.4, 1), (7.0, 10.4, 2)], transitions=[(3.0, 4.0), (6.4, 7.0)])
+    clips = _clips(out, {"policy": "multi", "max_clips": 3})
+    assert sorted(_assert_inside_one_shot(c, truth, CTX.clip["fps"]) for c in clips) == [0, 1, 2]
 
 
 def test_center_clip_moves_off_a_transition_in_the_middle(scenes, tmp_path):

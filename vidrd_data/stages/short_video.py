@@ -138,8 +138,8 @@ class DetectShots(Stage):
         transitions: bool = True  # find dissolves and fades (trimmed out of the shots)
         transition_window_s: float = Field(0.5, gt=0)
         transition_min_change: float = Field(12.0, ge=0)
-        transition_max_residual: float = Field(0.3, gt=0)
-        transition_min_s: float = Field(0.16, gt=0)
+        transition_max_residual: float = Field(0.35, gt=0)
+        transition_min_s: float = Field(0.2, gt=0)
         transition_pad_s: float = Field(0.6, ge=0)
         threads: int = Field(1, ge=1)  # decoder threads per worker
 
