@@ -109,7 +109,7 @@ def main() -> None:
     ref = rows[0][1]
     print(f"{'signal':<86} {'ms/clip':>9} {'x encode':>9}")
     for name, ms in rows:
-        print(f"{name:<86} {ms:9.2f} {ms / ref:9.3f}")
+        print(f"{name:<86} {ms:9.3f} {ms / ref:9.4f}")
 
 
 if __name__ == "__main__":

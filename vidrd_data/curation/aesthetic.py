@@ -11,29 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+from torch import nn
 
 LINEAR_INDICES = (0, 2, 4, 6, 7)  # positions of the Linear layers in the LAION nn.Sequential
 DROPOUTS = {1: 0.2, 3: 0.2, 5: 0.1}
 
 
-def _head_class():
-    from torch import nn
+class AestheticHead(nn.Module):
+    """LAION's module: its only submodule is `layers`, so its state-dict keys are `layers.N.*`."""
 
-    class AestheticHead(nn.Module):
-        def __init__(self, layers):
-            super().__init__()
-            self.layers = layers
+    def __init__(self, layers: nn.Sequential):
+        super().__init__()
+        self.layers = layers
 
-        def forward(self, x):
-            return self.layers(x)
-
-    return AestheticHead
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
 
 
 def build_mlp(sizes: list[int]):
     """sizes: [D, h1, h2, h3, h4, 1] -> the LAION Sequential (dropouts are inactive at inference)."""
-    from torch import nn
-
     if len(sizes) != len(LINEAR_INDICES) + 1:
         raise ValueError(f"the aesthetic MLP has {len(LINEAR_INDICES)} linear layers: need {len(LINEAR_INDICES) + 1} sizes, got {sizes}")
     layers: list = []
@@ -41,7 +38,7 @@ def build_mlp(sizes: list[int]):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if len(layers) in DROPOUTS:
             layers.append(nn.Dropout(DROPOUTS[len(layers)]))
-    return _head_class()(nn.Sequential(*layers))
+    return AestheticHead(nn.Sequential(*layers))
 
 
 def _read_state(path: Path) -> dict:
@@ -49,8 +46,6 @@ def _read_state(path: Path) -> dict:
         from safetensors.torch import load_file
 
         return load_file(str(path))
-    import torch
-
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - a pickle with code in it, or not a torch file at all
@@ -84,8 +79,6 @@ def input_dim(mlp) -> int:
 
 def aesthetic_scores(mlp, embeddings: np.ndarray) -> np.ndarray:
     """(N, D) CLIP image embeddings (normalised here, as LAION's predictor expects) -> (N,) scores."""
-    import torch
-
     emb = np.asarray(embeddings, dtype=np.float32)
     if emb.ndim != 2 or emb.shape[1] != input_dim(mlp):
         raise ValueError(f"aesthetic MLP takes {input_dim(mlp)}-dim CLIP embeddings, got shape {emb.shape}: "
