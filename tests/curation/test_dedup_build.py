@@ -52,7 +52,8 @@ def _inputs(d: Path) -> dict[str, Path]:
     return {"photos": photos, "videos_a": d / "videos_a", "videos_b": d / "videos_b", "recipe": d / "video.yaml"}
 
 
-def _manifest(d: Path, out: Path, inp: dict, sources: list[str], against: list[str] | None = None) -> Path:
+def _manifest(d: Path, out: Path, inp: dict, sources: list[str], against: list[str] | None = None,
+              models: dict | None = None) -> Path:
     srcs = {
         "photos": {"name": "photos", "kind": "image_text", "recipe": str(REPO / "pipelines/image_text.yaml"),
                    "input": {"format": "folder", "root": str(inp["photos"])}},
@@ -66,7 +67,7 @@ def _manifest(d: Path, out: Path, inp: dict, sources: list[str], against: list[s
         for s in chosen:
             s["overrides"] = {"dedup": {"against": against}}
     doc = {"name": "dd", "output": str(out), "clip": {"fps": 8, "size": [64, 64], "frames": 8},
-           "shard": {"max_samples": 8}, "sources": chosen}
+           "shard": {"max_samples": 8}, "sources": chosen, "models": models or {}}
     path = d / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -86,10 +87,19 @@ def dd(tmp_path_factory, ray_session):
         pytest.skip("ffmpeg is needed to re-encode the test video")
     from vidrd_data.build import build
 
+    import torch
+
+    from vidrd_data.curation.aesthetic import build_mlp
+    from vidrd_testing.demo_videos_long import prepare_tiny_clip
+
     d = tmp_path_factory.mktemp("dedup_build")
     inp = _inputs(d)
+    # with models.clip and models.aesthetic set, the image recipe's clip_align and aesthetic stages switch on
+    torch.manual_seed(0)
+    torch.save(build_mlp([32, 16, 8, 4, 2, 1]).state_dict(), d / "aesthetic.pth")
+    models = {"clip": prepare_tiny_clip(d), "aesthetic": {"path": str(d / "aesthetic.pth")}}
     out1 = d / "out1"
-    build(_manifest(d, out1, inp, ["photos", "va", "vb"]), progress=False, out=lambda s: None)
+    build(_manifest(d, out1, inp, ["photos", "va", "vb"], models=models), progress=False, out=lambda s: None)
     return d, inp, out1
 
 
@@ -134,3 +144,17 @@ def test_a_later_build_is_deduplicated_against_the_earlier_one(dd):
     row = _rows(out2).loc[("vb", "same_clip")]
     assert row["status"] == "filtered" and row["reason"].startswith(f"duplicate_of={kept1['key'].iloc[0]} (")
     assert row["reason"].endswith(", earlier build)")
+
+
+def test_scores_of_the_model_stages_land_in_key_json_and_status_rows(dd):
+    from vidrd_data.sink import iter_samples
+
+    _, _, out = dd
+    photos = [json.loads(s["json"]) for s in iter_samples(str(out)) if s["key"].startswith("photos_")]
+    assert len(photos) == 2
+    for j in photos:  # every fixed key present; the photo recipe's signals filled in
+        assert all(isinstance(j["scores"][k], float) for k in ("clip_text_sim", "aesthetic", "motion_mean", "motion_max"))
+        assert -1.0 <= j["scores"]["clip_text_sim"] <= 1.0 and j["scores"]["motion_mean"] > 0
+    rows = _rows(out)
+    copy = json.loads(rows.loc[("photos", "b_copy"), "metadata"])  # a filtered row keeps its scores too
+    assert isinstance(copy["scores"]["aesthetic"], float)
