@@ -65,11 +65,28 @@ def make_input(dest: Path, minutes: float) -> Path:
             take = min(length - start, 12.0, minutes * 60 - total)
             if take < 1:
                 break
-            parts.append(Part(v[name], round(start, 2), round(start + take, 2)))
+            parts.append(Part(flipped(v[name], cycle, dest), round(start, 2), round(start + take, 2)))
             total += take
         cycle += 1
     out = dest / f"long_{minutes:g}min_640x360.mp4"
     assemble(parts, out, size=(640, 360), fps=FPS, crf=23)
+    return out
+
+
+FLIPS = ("", "hflip", "vflip", "hflip,vflip")
+
+
+def flipped(src: Path, cycle: int, dest: Path) -> Path:
+    """Later cycles reuse the clips mirrored (a new look each cycle): the recipe's dedup would otherwise drop
+    the repeats and ours would encode fewer seconds than PySceneDetect (no longer like for like)."""
+    flip = FLIPS[cycle % len(FLIPS)]
+    if not flip:
+        return src
+    out = dest / "flipped" / f"{src.stem}_{flip.replace(',', '_')}.mp4"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", str(src), "-vf", flip, "-an", "-c:v",
+                        "libx264", "-preset", "veryfast", "-crf", "16", str(out)], check=True)
     return out
 
 
