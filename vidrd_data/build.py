@@ -263,7 +263,9 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
         # Until a first partition has finished, one at a time with every CPU's worth of chunks: the first
         # shard comes after one partition's work, not after `in_flight` partitions' sharing the CPUs.
         warm = finished[0] > 0
-        window = -(-2 * cpus // in_flight) + 1 if warm else 2 * cpus + 1
+        # A chunk task that waits on an actor (a model stage, dedup's index) gives its CPU back and Ray starts the
+        # next one in another worker process: the windows bound those processes (~cpus + 2 tasks in all).
+        window = -(-(cpus + 2) // in_flight) if warm else cpus + 1
         job = PartitionJob(p.reader, part, p.steps, ctx, pools, output, committed.get((p.name, part.index), []),
                            retry_failed, budget["pending"] if serial else None, budget["inputs"] if serial else None,
                            chunk, window, verify, build_id=build_id)
