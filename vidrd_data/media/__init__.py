@@ -1,1 +1,2 @@
-"""Media helpers: in-process encode/decode with PyAV (libav*), ffprobe/ffmpeg where a process is needed."""
+"""All media decoding and encoding: probe, decode (spans, frames), the one-pass long-video scan (scan), shot
+changes (shots), encode. In-process PyAV (libav*); ffprobe/ffmpeg where a process is needed."""

@@ -1,6 +1,6 @@
 """Long-video stages: shot_detect -> embed_shots -> segment_shots -> cut_segments.
 
-shot_detect decodes each video once (see long_video_scan) and hands on the shots, a few frames per shot
+shot_detect decodes each video once (media.scan) and hands on the shots, a few frames per shot
 for embedding and, within budget, the clip frames ("proxy"). embed_shots runs an image embedder (open_clip
 on a Ray actor pool, GPU when the cluster has one). segment_shots applies the rules of
 `vidrd_data.segmentation` and fans the video out into one item per candidate segment (dropped ones are
@@ -21,7 +21,7 @@ from vidrd_data.items import Item, make_key
 from vidrd_data.media.decode import check_frame_buffer
 from vidrd_data.segmentation import SegmentRules, Shot, grid_frames, grid_span, segment_shots, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
-from vidrd_data.stages.long_video_scan import ScanConfig, decode_jpeg, scan_video
+from vidrd_data.media.scan import ScanConfig, decode_jpeg, scan_video
 
 _EPS = 1e-6
 _RUNTIME_KEYS = ("batch_size", "num_actors", "item_timeout_s")  # read by the runtime, allowed on any stage
