@@ -8,5 +8,6 @@ from vidrd_data.stages import (  # noqa: F401
     curation_signals,
     image_text,
     long_video,
+    long_video_segments,
     short_video,
 )

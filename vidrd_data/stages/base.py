@@ -58,6 +58,18 @@ class StageContext:
     config_hash: str = ""
     package_version: str = ""
 
+    def clip_size(self) -> tuple[int, int]:
+        """(width, height) of the output clips."""
+        w, h = self.clip["size"]
+        return int(w), int(h)
+
+    def clip_length_bounds(self) -> tuple[float, float | None]:
+        """(shortest, longest) clip length in seconds that the clip spec accepts (longest None: no cap)."""
+        fps = float(self.clip["fps"])
+        if self.clip.get("frames"):
+            return int(self.clip["frames"]) / fps, None
+        return float(self.clip.get("min_seconds") or 0.0), self.clip.get("max_seconds")
+
 
 class StageParams(BaseModel):
     """Parameters every stage accepts; a stage's `Params` subclasses this (unknown names fail)."""
