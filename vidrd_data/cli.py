@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def _cmd_build(args) -> int:
         print("interrupted: committed shards are intact; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        from vidrd_data.ray_session import shutdown_ray
+        from vidrd_common.ray_session import shutdown_ray
 
         shutdown_ray()
     limit = args.max_failed_fraction if args.max_failed_fraction is not None else \

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidrd_data.items import Item, from_row, to_row
-from vidrd_data.ray_session import init_ray  # noqa: F401 - moved; re-exported for old importers
+from vidrd_common.ray_session import init_ray  # noqa: F401 - moved; re-exported for old importers
 from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, make_stage
 
 log = logging.getLogger("vidrd_data")

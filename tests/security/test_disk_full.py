@@ -81,7 +81,7 @@ def test_a_workers_os_error_is_reported_in_one_line_with_exit_4(tmp_path, monkey
     from ray.exceptions import RayTaskError
 
     import vidrd_data.build
-    import vidrd_data.ray_session
+    import vidrd_common.ray_session
     from vidrd_data import cli
 
     tar = tmp_path / "out" / "shards" / "p-000003.tar.tmp"
@@ -92,7 +92,7 @@ def test_a_workers_os_error_is_reported_in_one_line_with_exit_4(tmp_path, monkey
         raise wrapped
 
     monkeypatch.setattr(vidrd_data.build, "build", full_disk)
-    monkeypatch.setattr(vidrd_data.ray_session, "shutdown_ray", lambda: None)  # the session's Ray stays up
+    monkeypatch.setattr(vidrd_common.ray_session, "shutdown_ray", lambda: None)  # the session's Ray stays up
     manifest = write_manifest(tmp_path / "m.yaml", tmp_path / "out", [image_source("p", tmp_path)])
     assert cli.main(["build", "--manifest", str(manifest)]) == EXIT_OS_ERROR
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]

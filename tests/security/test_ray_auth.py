@@ -10,13 +10,13 @@ import textwrap
 import psutil
 import pytest
 
-from vidrd_data.ray_session import embedded_env, user_configured_auth
+from vidrd_common.ray_session import embedded_env, user_configured_auth
 
 # A build's embedded Ray, started the way `vidrd-data build` starts it, in a process of its own.
 SERVER = textwrap.dedent("""
     import os, sys
     import ray
-    from vidrd_data.ray_session import init_ray
+    from vidrd_common.ray_session import init_ray
     init_ray(None, num_cpus=1, object_store_mb=80)
     print(ray._private.worker._global_node.gcs_address, os.environ["RAY_AUTH_TOKEN"], flush=True)
     sys.stdin.read()

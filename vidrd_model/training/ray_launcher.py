@@ -41,8 +41,8 @@ def train_with_ray(kind: str, config: TrainConfig, num_workers: int, use_gpu: bo
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    if not ray.is_initialized():  # embedded: loopback only, a fresh token (vidrd_data.ray_session); or join
-        from vidrd_data.ray_session import init_ray
+    if not ray.is_initialized():  # embedded: loopback only, a fresh token (vidrd_common.ray_session); or join
+        from vidrd_common.ray_session import init_ray
 
         init_ray(ray_address, object_store_mb=None, log_to_driver=True)
     output_dir = Path(config.run.output_dir).resolve()

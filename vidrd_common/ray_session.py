@@ -15,7 +15,7 @@ import os
 import secrets
 from typing import Any
 
-log = logging.getLogger("vidrd_data")
+log = logging.getLogger("vidrd")
 
 AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 # Ray's switch for "single-machine only": node IP 127.0.0.1, so every listener binds loopback (read at import).
