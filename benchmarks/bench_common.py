@@ -52,10 +52,10 @@ def interleave(contenders: dict[str, Callable[[], Any]], repeats: int, log=print
 
 
 def ratio_line(what: str, ours: Timed, anchor: Timed, target: float | None, higher_is: str = "faster") -> str:
-    """'what: R x (target >= T: met)' where R = anchor wall / our wall (same work), from the medians,
-    and the per-round ratios (each round's pair saw the same machine)."""
-    r = anchor.median / ours.median
+    """'what: R x (target >= T: met)' where R = the median over rounds of anchor wall / our wall (same work;
+    each round's pair ran back to back, so it saw the same machine), then every round's ratio."""
     per_round = [a / o for a, o in zip(anchor.walls, ours.walls)]
+    r = statistics.median(per_round)
     verdict = "" if target is None else f"  target >= {target:g}: {'MET' if r >= target else 'NOT MET'}"
     return (f"RATIO {what}: {r:.2f}x {higher_is}{verdict}  (rounds: {', '.join(f'{x:.2f}' for x in per_round)}; "
             f"median wall ours {ours.median:.2f} s, anchor {anchor.median:.2f} s)")
