@@ -115,3 +115,16 @@ def test_tars_read_from_file_and_http_urls(tmp_path, ray_session):
         sorted(k.split("_", 1)[1] for k in keys if k.startswith("remote_"))  # same tar/sample ids, both read
     info = json.loads((tmp_path / "out" / "dataset_info.json").read_text())
     assert info["totals"]["success"] == 18 and info["sources"]["remote"]["success"] == 9
+
+
+def test_max_items_then_resume_completes_each_input_once(small, tmp_path, ray_session):
+    """--max-items cuts a partition short; the next run completes it in an -r01 shard, nothing twice."""
+    first = build(small, max_items=3, **QUIET)
+    assert first.inputs == 3 and len(status_rows(tmp_path / "out")) == 3
+    second = build(small, **QUIET)
+    assert second.inputs == 3
+    rows = status_rows(tmp_path / "out")
+    assert rows["input_id"].is_unique and len(rows) == 6 and (rows["status"] == "success").all()
+    keys = tar_keys(tmp_path / "out")
+    assert len(keys) == len(set(keys)) == 6
+    assert "p-000001-r01" in set(rows["shard"])  # the partition the dry run cut short, completed by the resume
