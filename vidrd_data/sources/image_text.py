@@ -14,7 +14,7 @@ from typing import Iterator, Literal
 from vidrd_data.items import Item, make_key
 from vidrd_data.sources.base import Partition, ReaderParams, SourceReader, register_reader, walk_files
 from vidrd_data.sources.inputs import expand_braces, glob_inputs, is_url
-from vidrd_data.sources.tables import read_rows, scan_table, table_partitions
+from vidrd_data.sources.tables import TablePartitions, read_rows, scan_table
 from vidrd_data.sources.tar_stream import Damage, tar_samples
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
@@ -184,7 +184,7 @@ class TableParams(ReaderParams):
 
 
 @register_reader("image_text", "table")
-class TableReader(SourceReader):
+class TableReader(TablePartitions, SourceReader):
     """A Parquet/CSV table of image paths (relative to the table's folder) and captions; row ranges as partitions."""
     Params = TableParams
 
@@ -205,11 +205,6 @@ class TableReader(SourceReader):
         self._scan = scan_table(self._table_path(), self.params.encoding, self.inputs_per_partition, cols,
                                 f"table {self._table_path()}")
 
-    def partitions(self) -> Iterator[Partition]:
-        if getattr(self, "_scan", None) is None:
-            self.plan()
-        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
-            yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}-{part['stop'] - 1}")
 
     def expand(self, partition: Partition) -> Iterator[Item]:
         path = self._table_path()

@@ -17,7 +17,7 @@ from pydantic import Field
 from vidrd_data.items import Item, make_key
 from vidrd_data.sources.base import Partition, ReaderParams, SourceReader, register_reader, walk_files
 from vidrd_data.sources.inputs import text_lines
-from vidrd_data.sources.tables import read_rows, scan_table, table_partitions
+from vidrd_data.sources.tables import TablePartitions, read_rows, scan_table
 
 VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts")
 
@@ -185,7 +185,7 @@ class KineticsParams(ReaderParams):
 
 
 @register_reader("short_video", "kinetics_csv")
-class KineticsReader(_VideoReader):
+class KineticsReader(TablePartitions, _VideoReader):
     """Kinetics annotations -> local files. A file named `<id>_<start:06d>_<end:06d>.*` (the usual trimmed
     download) is the annotated 10 s itself; a file named `<id>.*` is the untrimmed video, and the row's
     [time_start, time_end] becomes the segment the clips are taken from."""
@@ -201,11 +201,6 @@ class KineticsReader(_VideoReader):
         self._scan = scan_table(path, self.params.encoding, self.inputs_per_partition,
                                 ["youtube_id", "time_start", "time_end"], f"input.csv {Path(path).name}")
 
-    def partitions(self):
-        if getattr(self, "_scan", None) is None:
-            self.plan()
-        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
-            yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}+")
 
     def expand(self, partition: Partition):
         csv_path = self.resolve(self.params.csv)
@@ -249,7 +244,7 @@ class VideoTableParams(ReaderParams):
 
 
 @register_reader("short_video", "table")
-class VideoTableReader(_VideoReader):
+class VideoTableReader(TablePartitions, _VideoReader):
     """A table of `path, label[, start, end]` rows."""
     Params = VideoTableParams
 
@@ -264,11 +259,6 @@ class VideoTableReader(_VideoReader):
         self._scan = scan_table(path, self.params.encoding, self.inputs_per_partition,
                                 [self.params.path_column, self.params.label_column], f"input.path {Path(path).name}")
 
-    def partitions(self):
-        if getattr(self, "_scan", None) is None:
-            self.plan()
-        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
-            yield Partition(self.source_name, i, part, part["stop"] - part["start"], f"rows {part['start']}+")
 
     def expand(self, partition: Partition):
         table_path = self.resolve(self.params.path)

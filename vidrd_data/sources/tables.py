@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from vidrd_data.sources.base import Partition
 from vidrd_data.sources.inputs import detect_encoding, open_input, text_lines
 
 
@@ -116,3 +117,14 @@ def _cell(v: Any) -> Any:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     return v
+
+
+class TablePartitions:
+    """Reader mixin for scanned tables: `plan()` sets `self._scan`; one partition (one output shard) per row range."""
+
+    def partitions(self) -> Iterator[Partition]:
+        if getattr(self, "_scan", None) is None:
+            self.plan()
+        for i, part in enumerate(table_partitions(self._scan, self.inputs_per_partition)):
+            yield Partition(self.source_name, i, part, part["stop"] - part["start"],
+                            f"rows {part['start']}-{part['stop'] - 1}")

@@ -86,6 +86,16 @@ class ModelStageParams(StageParams):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] | None = None  # auto: float16 on CUDA, else float32
 
 
+class GenerationParams(ModelStageParams):
+    """What every captioning stage accepts on top: keyframes and text-generation settings (None: the model's own)."""
+    keyframes: int | None = Field(None, ge=1)  # at most this many of the clip's keyframes
+    max_new_tokens: int | None = Field(None, ge=1)
+    min_new_tokens: int | None = Field(None, ge=0)
+    num_beams: int | None = Field(None, ge=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    no_repeat_ngram_size: int | None = Field(None, ge=0)
+
+
 class Stage:
     name: ClassVar[str] = "stage"
     uses_model: ClassVar[bool] = False  # True: runs in a Ray actor pool, loads its model in setup()

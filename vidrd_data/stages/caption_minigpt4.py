@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from vidrd_data.items import Item
-from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, get_stage, register_stage
+from vidrd_data.stages.base import GenerationParams, Resources, Stage, StageContext, StageParams, get_stage, register_stage
 
 CAPTIONERS = ("minigpt4", "blip2")
 
@@ -43,16 +43,10 @@ class CaptionMiniGPT4(Stage):
     GENERATE = ("max_new_tokens", "min_new_tokens", "num_beams", "question", "repetition_penalty",
                 "no_repeat_ngram_size")
 
-    class Params(ModelStageParams):
+    class Params(GenerationParams):
         model_key: str = "minigpt4"  # the manifest's models.<model_key> block
         path: str | None = None  # overrides models.<model_key>.path
-        keyframes: int | None = Field(None, ge=1)  # at most this many of the clip's keyframes
         question: str | None = None
-        max_new_tokens: int | None = Field(None, ge=1)
-        min_new_tokens: int | None = Field(None, ge=0)
-        num_beams: int | None = Field(None, ge=1)
-        repetition_penalty: float | None = Field(None, gt=0)
-        no_repeat_ngram_size: int | None = Field(None, ge=0)
 
     requires = (("keyframes", "frames"),)
     provides = ("meta.captions",)

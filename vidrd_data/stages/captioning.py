@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 
 from vidrd_data.captions import MERGE_RULES, label_to_caption, label_words, merge_captions
 from vidrd_data.items import Item
-from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
+from vidrd_data.stages.base import GenerationParams, Resources, Stage, StageContext, StageParams, register_stage
 
 
 @register_stage("caption_blip2")
@@ -30,18 +30,12 @@ class CaptionBlip2(Stage):
     GENERATE = ("prompt", "max_new_tokens", "min_new_tokens", "num_beams", "repetition_penalty",
                 "no_repeat_ngram_size")
 
-    class Params(ModelStageParams):
+    class Params(GenerationParams):
         model: str = "blip2"  # the manifest's models.<model> block
         model_key: str | None = None  # the same, under its older name (wins over `model`)
         path: str | None = None  # overrides models.<model>.path
         merge: Literal[MERGE_RULES] = "consensus"  # several keyframes -> one caption (captions.merge_captions)
-        keyframes: int | None = Field(None, ge=1)  # at most this many of the clip's keyframes
         prompt: str | None = None
-        max_new_tokens: int | None = Field(None, ge=1)
-        min_new_tokens: int | None = Field(None, ge=0)
-        num_beams: int | None = Field(None, ge=1)
-        repetition_penalty: float | None = Field(None, gt=0)
-        no_repeat_ngram_size: int | None = Field(None, ge=0)
 
     requires = (("keyframes", "frames"),)
     provides = ("meta.captions",)
