@@ -64,7 +64,10 @@ def init_ray(address: str | None, num_cpus: int | None = None, object_store_mb: 
     # address="local": ray.init() with no address would silently join a `ray start` cluster on this machine.
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=log_to_driver,
              logging_level=logging.WARNING, object_store_memory=object_store_mb * 2**20 if object_store_mb else None,
-             _system_config={"metrics_report_interval_ms": 60_000})
+             # Chunk tasks that wait on an actor (dedup's index, a model pool) hand their CPU back and Ray starts
+             # the next task in a new worker; reaping those extra idle workers quickly keeps memory flat.
+             _system_config={"metrics_report_interval_ms": 60_000, "idle_worker_killing_time_threshold_ms": 200,
+                             "kill_idle_workers_interval_ms": 100})
     node_ip = ray._private.worker._global_node.node_ip_address
     if node_ip != "127.0.0.1":
         log.warning("embedded Ray runs on %s, not loopback: this Ray ignored %s=0", node_ip, LOOPBACK_VAR)

@@ -34,8 +34,9 @@ def tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def tree_rss(pids: list[int]) -> tuple[int, dict[str, int]]:
-    """Sum of RSS over the process trees rooted at `pids` (bytes), and RSS per process name."""
+def tree_rss(pids: list[int], by_pid: dict[int, int] | None = None) -> tuple[int, dict[str, int]]:
+    """Sum of RSS over the process trees rooted at `pids` (bytes), and RSS per process name; `by_pid`, if given,
+    keeps each process's largest RSS seen."""
     total, by_name, seen = 0, {}, set()
     for root in pids:
         for p in tree(root):
@@ -48,6 +49,8 @@ def tree_rss(pids: list[int]) -> tuple[int, dict[str, int]]:
                 continue
             total += rss
             by_name[name] = by_name.get(name, 0) + rss
+            if by_pid is not None:
+                by_pid[p.pid] = max(by_pid.get(p.pid, 0), rss)
     return total, by_name
 
 
@@ -65,21 +68,32 @@ def _proc_name(p: psutil.Process) -> str:
 
 
 class PeakRSS:
-    """Samples the summed RSS of process trees in a thread; `.peak` (bytes) and `.peak_by_name` at exit."""
+    """Samples the summed RSS of process trees in a thread; `.peak` (bytes) and `.peak_by_name` at exit, and
+    `.largest`: the largest RSS any single process of the trees reached; `.max_procs`: most processes at once."""
 
     def __init__(self, pids_fn, interval: float = 0.1):
         self.pids_fn, self.interval = pids_fn, interval
         self.peak, self.peak_by_name, self.samples = 0, {}, 0
+        self.by_pid: dict[int, int] = {}
+        self.max_procs = 0  # most processes alive in one sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            total, by_name = tree_rss(self.pids_fn())
+            sample: dict[int, int] = {}
+            total, by_name = tree_rss(self.pids_fn(), sample)
+            self.max_procs = max(self.max_procs, len(sample))
+            for pid, rss in sample.items():
+                self.by_pid[pid] = max(self.by_pid.get(pid, 0), rss)
             self.samples += 1
             if total > self.peak:
                 self.peak, self.peak_by_name = total, by_name
             self._stop.wait(self.interval)
+
+    @property
+    def largest(self) -> int:
+        return max(self.by_pid.values(), default=0)
 
     def __enter__(self) -> "PeakRSS":
         self._thread.start()
