@@ -32,14 +32,6 @@ def shard_dir(output: str) -> tuple[Any, str]:
     return fs, f"{root}/{SHARD_DIR}"
 
 
-def reason_class(reason: str | None) -> str:
-    """Group reasons for the report: drop the item-specific tail (paths, sizes) after the first colon."""
-    if not reason:
-        return "?"
-    head = ": ".join(reason.split(": ")[:2])
-    return head if len(head) <= 80 else head[:77] + "..."
-
-
 def status_parquet(rows: list[dict[str, Any]]) -> bytes:
     buf = io.BytesIO()
     pd.DataFrame(rows, columns=STATUS_COLUMNS).to_parquet(buf, index=False)

@@ -25,7 +25,8 @@ import pandas as pd
 from vidrd_data.items import FAILED, FILTERED, OK, SUCCESS, Item, make_key
 from vidrd_data.runtime import TASK_RETRIES, StepPlan, pack, run_stages, task_resources, unpack
 from vidrd_data.sample_json import sample_json
-from vidrd_data.sink import STATUS_COLUMNS, reason_class, set_aside, status_parquet
+from vidrd_data.reasons import reason_rule
+from vidrd_data.sink import STATUS_COLUMNS, set_aside, status_parquet
 from vidrd_data.sources.base import Partition, SourceReader
 from vidrd_data.stages.base import StageContext
 from vidrd_format.shards import CommittedShard, ShardWriter, parse_stem, shard_files, shard_stem, url_to_fs, \
@@ -254,7 +255,7 @@ def _emit(job: PartitionJob, w: ShardWriter, stem: str, it: Item, rows: list, wr
                            "json": json.dumps(meta, ensure_ascii=False, sort_keys=True).encode()})
             written.add(it.key)
     if status in (FAILED, FILTERED):
-        res.reasons[f"{status} at {it.stage}: {reason_class(it.reason)}"] += 1
+        res.reasons[f"{status} at {it.stage}: {reason_rule(it.reason)}"] += 1  # by rule, never by its numbers
     res.counts[status] += 1
     rows.append({"key": it.key, "source": it.source, "input_id": it.input_id, "status": status, "stage": it.stage,
                  "reason": it.reason, "shard": stem, "metadata": json.dumps(meta, ensure_ascii=False, sort_keys=True)})

@@ -164,7 +164,10 @@ def test_build_delivers_given_captions_and_rule_rows(tmp_path, ray_session):
     sources = [image_source("p", root),
                {"name": "t", "kind": "image_text", "recipe": recipe,
                 "input": {"format": "table", "path": str(table_dir / "pairs.parquet")}}]
-    build(write_manifest(tmp_path / "m.yaml", tmp_path / "out", sources), progress=False, out=lambda s: None)
+    report = build(write_manifest(tmp_path / "m.yaml", tmp_path / "out", sources), progress=False, out=lambda s: None)
+    # The build summary groups by rule too: two caption_too_long reasons of different lengths make one line.
+    assert report.failures["filtered at caption_select: caption_too_long"] == 2, dict(report.failures)
+    assert report.failures["filtered at caption_select: empty_caption"] == 3, dict(report.failures)
 
     rows = read_status(str(tmp_path / "out")).set_index("input_id")
     txt = {json.loads(s["json"])["source"]["source_id"]: s["txt"].decode("utf-8") for s in iter_samples(str(tmp_path / "out"))}

@@ -16,23 +16,11 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
+from vidrd_data.reasons import reason_rule
 from vidrd_data.sample_json import SCORE_KEYS
 
 STATUSES = ("success", "filtered", "failed")
 _STOP = set("a an the of in on at with and to from by is are it its this that for as be or".split())
-
-
-def reason_class(reason: str | None) -> str:
-    """What the report groups by: the reason's rule ('duplicate_of=k (near, 3 bits)' -> 'duplicate_of')."""
-    from vidrd_data.reasons import reason_rule
-
-    text = str(reason or "")
-    m = re.match(r"([a-z][a-z0-9_]*)=", text)  # key=value reasons (dedup's duplicate_of=<key>)
-    if m:
-        return m.group(1)
-    rule = reason_rule(reason)
-    inner = re.search(r": ([a-z][a-z0-9_]*): ", text)  # "where: rule: details" (a reader's row)
-    return inner.group(1) if rule == "?" and inner else rule
 
 
 def flatten(rows: pd.DataFrame) -> pd.DataFrame:
@@ -123,7 +111,7 @@ def collect(output: str, n_samples: int = 24, thumb: int = 160, seed: int = 0) -
     for src, grp in rows.groupby("source") if len(rows) else []:
         data.outcomes[str(src)] = {s: int((grp["status"] == s).sum()) for s in STATUSES}
     bad = rows[rows["status"] != "success"] if len(rows) else rows
-    counts = Counter((r.status, r.stage or "-", reason_class(r.reason)) for r in bad.itertuples())
+    counts = Counter((r.status, r.stage or "-", reason_rule(r.reason)) for r in bad.itertuples())
     data.reasons = [(s, st, c, n) for (s, st, c), n in counts.most_common()]
     words = Counter(w for cap in rows.loc[rows["status"] == "success", "caption"].dropna()
                     for w in re.findall(r"[a-z']+", str(cap).lower()) if w not in _STOP)
