@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tarfile
 import sys
 from collections import Counter
 from pathlib import Path
@@ -33,6 +34,16 @@ def _committed_tars_valid(out: Path) -> int:
         tar = s.with_name(s.name[: -len("_stats.json")] + ".tar")
         assert tar.is_file(), f"{s.name} commits a tar that is not there"
     return len(stats)
+
+
+def _committed_keys(out: Path) -> list[str]:
+    """Sample keys of committed shards only: a tar renamed into place before the disk filled, but never given its
+    parquet and commit marker, is a leftover that the rerun rebuilds."""
+    keys = []
+    for s in sorted((out / "shards").glob("*_stats.json")):
+        with tarfile.open(s.with_name(s.name[: -len("_stats.json")] + ".tar")) as tf:
+            keys += sorted({m.name.partition(".")[0] for m in tf})
+    return keys
 
 
 @pytest.fixture
@@ -62,7 +73,7 @@ def test_full_disk_ends_the_build_with_one_line_and_the_rerun_completes(tmp_path
     assert len(errors) == 1 and "No space left on device [ENOSPC]" in errors[0] and str(out) in errors[0], lines[-5:]
     print(errors[0])
     committed = _committed_tars_valid(out)
-    keys_before = tar_keys(out) if committed else []
+    keys_before = _committed_keys(out)
     assert committed < 6  # the disk really filled before the end
 
     subprocess.run(["mount", "-o", "remount,size=32m", str(small_tmpfs)], check=True)
