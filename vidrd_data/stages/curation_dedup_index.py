@@ -87,10 +87,15 @@ def ensure_index(config_hash: str, max_distance: int, own: list[str], against: l
         holder = _LOCAL.setdefault(name, IndexHolder(max_distance))
         holder.seed(own, against)
         return holder
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     actor_cls = ray.remote(IndexHolder)
     # num_cpus 0: a bookkeeping actor must never take a core from the stages; one at a time: claims serialise.
-    actor = actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1,
-                              max_restarts=0).remote(max_distance)
+    # Pinned to the node that creates it (the driver's: `Dedup.on_driver`), so losing a worker node never loses
+    # the index; if the driver's node goes, the build goes with it anyway.
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    actor = actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1, max_restarts=0,
+                              scheduling_strategy=here).remote(max_distance)
     ray.get(actor.seed.remote(own, against))
     return actor
 
