@@ -32,6 +32,7 @@ from vidrd_data.sink import (cleanup_leftovers, committed_by_partition, recorded
                              write_dataset_info)
 from vidrd_data.sources.base import SourceReader, get_reader
 from vidrd_data.stages.base import StageContext
+from vidrd_data.stages.curation_dedup_index import close_partition, expect_partition, release_driver_indexes
 from vidrd_data.writer import PartitionJob, PartitionResult, write_partition
 
 
@@ -91,7 +92,8 @@ def make_context(resolved: ResolvedManifest) -> StageContext:
     m = resolved.manifest
     return StageContext(clip=m.clip.model_dump(mode="json"),
                         models={k: v.model_dump(mode="json") for k, v in m.models.items()},
-                        base_dir=str(Path.cwd()), config_hash=resolved.config_hash(), package_version=__version__)
+                        base_dir=str(Path.cwd()), config_hash=resolved.config_hash(), package_version=__version__,
+                        run_id=uuid.uuid4().hex[:16])
 
 
 def plan_sources(resolved: ResolvedManifest, ctx: StageContext) -> list[SourcePlan]:
@@ -188,7 +190,18 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
     resources = init_ray(address, m.ray.num_cpus, m.ray.object_store_mb)
     for p, src in zip(plans, resolved.sources):  # a step's resources depend on the cluster: plan them now it is up
         p.steps = plan_steps(src.stage_params(), ctx, ctx.models)
-    _stages_on_driver(plans, ctx, output)
+    try:
+        _stages_on_driver(plans, ctx, output)
+        return _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, retry_failed=retry_failed,
+                            max_items=max_items, progress=progress, out=out, verify=verify,
+                            partitions_in_flight=partitions_in_flight)
+    finally:
+        release_driver_indexes()  # build-scoped shared state ends with the build
+
+
+def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, *, retry_failed, max_items,
+                 progress, out, verify, partitions_in_flight) -> BuildReport:
+    m = resolved.manifest
     print_plan(resolved, plans, resources, output, removed, committed, out, address=address or os.environ.get("RAY_ADDRESS"))
 
     report = BuildReport(output=output)
@@ -242,6 +255,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                     continue
                 why = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
                 job.lost = f"lost: the partition's writer task failed after all retries ({why})"
+                close_partition(p.name, job.partition.index)  # it claims nothing: later partitions go on
                 inflight[remote.remote(job)] = job
                 continue
             _account(res, report, bar, t0)
@@ -269,6 +283,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
         job = PartitionJob(p.reader, part, p.steps, ctx, pools, output, committed.get((p.name, part.index), []),
                            retry_failed, budget["pending"] if serial else None, budget["inputs"] if serial else None,
                            chunk, window, verify, build_id=build_id)
+        expect_partition(p.name, part.index)  # dedup verdicts come in partition order, whoever finishes first
         inflight[remote.remote(job)] = job
         collect(0 if serial or not warm else in_flight - 1)
     collect(0)

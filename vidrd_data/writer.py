@@ -118,6 +118,7 @@ def write_partition(job: PartitionJob) -> PartitionResult:
             not (job.retry_failed and last.get("partition_failed_inputs")):
         res.seen = int(last.get("partition_inputs", 0))
         res.seconds = round(time.time() - t0, 3)
+        close_dedup(job, [])
         return res  # committed, verified, nothing to retry: the partition is not even expanded
     eff = prior[prior["_effective"]] if len(prior) else prior
     done = set(eff["input_id"])
@@ -142,14 +143,20 @@ def write_partition(job: PartitionJob) -> PartitionResult:
         res.complete = False  # inputs past the limit exist or may exist
     if not pending and committed:
         res.seconds = round(time.time() - t0, 3)
+        close_dedup(job, [])
         return res
     retry_no = parse_stem(committed[-1])[2] + 1 if committed else 0
     stem = shard_stem(p.source, p.index, retry_no)
     rows: list[dict] = []
     weight: dict[str, Fraction] = Counter()
+    claims: list[tuple[int, Item, dict]] = []  # (row, item, claim): dedup verdicts to get before the commit
     with ShardWriter(sdir, stem, fs) as w:
         for it in _outcomes(job, pending):
+            claim = it.data.pop("dedup_claim", None)
             _emit(job, w, stem, it, rows, written_keys, weight, res)
+            if claim is not None and rows[-1]["status"] == SUCCESS:
+                it.data = {}  # written: keep only what a late verdict's row needs
+                claims.append((len(rows) - 1, it, claim))
         for it in pending:  # a stage that dropped items: the rest of that input is recorded, never lost silently
             missing = 1 - weight[it.input_id]
             if missing > 0:
@@ -157,6 +164,7 @@ def write_partition(job: PartitionJob) -> PartitionResult:
                             weight=missing)
                 stub.fail("pipeline", f"lost: {float(missing):.3f} of this input's output never reached the writer")
                 _emit(job, w, stem, stub, rows, written_keys, weight, res)
+        _late_duplicates(job, w, rows, claims, res)
         new_ids = {it.input_id for it in pending}
         keep = eff[~eff["input_id"].isin(new_ids)] if len(eff) else eff
         counts = Counter(keep["status"]) + Counter(r["status"] for r in rows) if len(keep) else Counter(r["status"] for r in rows)
@@ -175,6 +183,44 @@ def write_partition(job: PartitionJob) -> PartitionResult:
     res.stem, res.samples, res.tar_bytes = stem, marker["samples"], marker["files"]["tar"]["bytes"]
     res.seconds = round(time.time() - t0, 3)
     return res
+
+
+def close_dedup(job: PartitionJob, claims: list[tuple[int, Item, dict]]) -> dict[str, Any]:
+    """Hand this partition's dedup claims (emit order) to each index its recipe uses; with claims, wait for the
+    verdicts (they come in partition order). Returns {key: Match} of the samples found to be copies."""
+    from vidrd_data.stages.curation_dedup_index import partition_close_only, partition_verdicts, recipe_indexes
+
+    found: dict[str, Any] = {}
+    for name in recipe_indexes(job.steps, job.ctx.run_id):
+        mine = [(it.key, c["fp"]) for _, it, c in claims if c["index"] == name]
+        if not mine:
+            partition_close_only(name, job.partition.source, job.partition.index)
+            continue
+        for (key, _), match in zip(mine, partition_verdicts(name, job.partition.source, job.partition.index, mine)):
+            if match is not None:
+                found[key] = match
+    return found
+
+
+def _late_duplicates(job: PartitionJob, w: ShardWriter, rows: list, claims: list, res: PartitionResult) -> None:
+    """Samples an earlier partition (in build order) turned out to hold already: out of the tar, rows say so."""
+    from vidrd_data.stages.curation_dedup import mark_duplicate
+
+    found = close_dedup(job, claims)
+    if not found:
+        return
+    w.drop(set(found))
+    for row_no, it, _ in claims:
+        match = found.get(it.key)
+        if match is None:
+            continue
+        mark_duplicate(it, match)
+        meta = sample_json(it, job.ctx.package_version, job.ctx.config_hash)
+        rows[row_no].update(status=FILTERED, stage=it.stage, reason=it.reason,
+                            metadata=json.dumps(meta, ensure_ascii=False, sort_keys=True))
+        res.counts[SUCCESS] -= 1
+        res.counts[FILTERED] += 1
+        res.reasons[f"{FILTERED} at {it.stage}: {reason_rule(it.reason)}"] += 1
 
 
 _REMOTE: list = []

@@ -225,6 +225,31 @@ class ShardWriter:
         write_sample(self.tar, key, members)
         self.samples += 1
 
+    def drop(self, keys: set[str]) -> int:
+        """Remove samples already added (a verdict that came after they were written, e.g. dedup's): the
+        temporary tar is copied without them. Returns how many samples went."""
+        keys = set(keys)
+        if not keys:
+            return 0
+        self.tar.close()
+        self._raw.close()
+        old = self._tmp
+        self._tmp = f"{self.files.tar}.{uuid.uuid4().hex[:12]}.tmp"
+        self._raw = self.fs.open(self._tmp, "wb")
+        self._hash = _Hashing(self._raw)
+        self.tar = tarfile.open(fileobj=self._hash, mode="w", format=tarfile.USTAR_FORMAT)
+        dropped: set[str] = set()
+        with self.fs.open(old, "rb") as f, tarfile.open(fileobj=f, mode="r|") as src:
+            for info in src:
+                key = info.name.split(".", 1)[0]
+                if key in keys:
+                    dropped.add(key)
+                    continue
+                self.tar.addfile(info, src.extractfile(info))
+        self.fs.rm(old)
+        self.samples -= len(dropped)
+        return len(dropped)
+
     def _put(self, path: str, data: bytes) -> dict[str, Any]:
         tmp = f"{path}.{uuid.uuid4().hex[:12]}.tmp"
         with self.fs.open(tmp, "wb") as f:

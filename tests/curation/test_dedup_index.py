@@ -126,3 +126,46 @@ def test_seeding_from_this_output_keeps_owners_and_from_earlier_builds_flags_cop
     owner, kind, _, earlier = later.claim_many([(key, fp)])[0]
     assert (owner, kind, earlier) == (key, "exact", True)  # already in the earlier build, even under its key
     assert later.info()["seeded"] == {str(out): 12}
+
+
+def _clip_fp(seed: int) -> dict:
+    return fingerprint(np.random.default_rng(seed).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("close_order", [(0, 1, 2), (2, 1, 0), (1, 2, 0)])
+def test_verdicts_follow_partition_order_whatever_order_writers_close_in(close_order):
+    """Partition 2 holds the content first seen in partition 0 and an exact copy of partition 1's: however the
+    writers finish, partition 0 owns, 1 and 2 are its copies, and nothing is final before its predecessors."""
+    from vidrd_data.stages.curation_dedup_index import IndexHolder
+
+    a, b = _clip_fp(1), _clip_fp(2)
+    claims = {0: [("p0_a", a)], 1: [("p1_a", a), ("p1_b", b)], 2: [("p2_b", b), ("p2_a", a)]}
+    idx = IndexHolder(5)
+    for p in claims:
+        idx.expect("src", p)
+    got = {}
+    for p in close_order:
+        idx.close("src", p, claims[p])
+        for q in sorted(set(claims) - set(got)):
+            v = idx.verdicts("src", q)
+            if v is not None:
+                assert all(r in got for r in range(q)), f"partition {q} final before an earlier one"
+                got[q] = v
+    assert got[0] == [None]
+    assert got[1] == [("p0_a", "exact", 0, False), None]
+    assert got[2] == [("p1_b", "exact", 0, False), ("p0_a", "exact", 0, False)]
+    assert idx.probe_many([("p1_b", b), ("new", a)]) == [None, ("p0_a", "exact", 0, False)]  # owners stay owners
+
+
+def test_a_lost_partition_closed_by_the_driver_lets_later_ones_finish():
+    from vidrd_data.stages.curation_dedup_index import IndexHolder
+
+    idx = IndexHolder(5)
+    for p in (0, 1):
+        idx.expect("src", p)
+    idx.close("src", 1, [("k", _clip_fp(3))])
+    assert idx.verdicts("src", 1) is None  # waits for partition 0
+    idx.close("src", 0, [])  # the driver: partition 0's writer failed on every attempt
+    assert idx.verdicts("src", 1) == [None]
+    idx.close("src", 1, [("k", _clip_fp(3))])  # a retried writer: the same answer
+    assert idx.verdicts("src", 1) == [None]

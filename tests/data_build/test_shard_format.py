@@ -33,6 +33,24 @@ def test_commit_writes_tar_parquet_then_marker_with_digests(tmp_path):
     assert committed_tar_urls([str(d / "src-000003.tar"), str(d / "src-000004.tar")]) == [str(d / "src-000003.tar")]
 
 
+def test_drop_removes_written_samples_before_the_commit_and_digests_match(tmp_path):
+    d = tmp_path / "out" / "shards"
+    with ShardWriter(str(d), shard_stem("src", 0)) as w:
+        for i in range(4):
+            w.add(f"src_k{i}", _members(i))
+        assert w.drop({"src_k1", "src_k3", "src_absent"}) == 2 and w.drop(set()) == 0
+        w.add("src_k4", _members(4))  # writing goes on after a drop
+        marker = w.commit(b"PQ", {})
+    assert len(list(d.glob("*.tmp"))) == 0  # the first attempt's temp file is gone too
+    with tarfile.open(d / "src-000000.tar") as tf:
+        names = tf.getnames()
+        assert tf.extractfile("src_k2.mp4").read() == _members(2)["mp4"]
+    assert [n.split(".")[0] for n in names[::4]] == ["src_k0", "src_k2", "src_k4"] and len(names) == 12
+    assert marker["samples"] == 3
+    [shard] = committed_shards(str(tmp_path / "out"), verify="sha256")  # size and sha256 are the new tar's
+    assert shard.stem == "src-000000"
+
+
 def test_files_and_folder_are_fsynced_before_the_marker(tmp_path, monkeypatch):
     import os
 

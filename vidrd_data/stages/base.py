@@ -57,6 +57,7 @@ class StageContext:
     base_dir: str = "."  # relative input paths resolve against the manifest's folder
     config_hash: str = ""
     package_version: str = ""
+    run_id: str = ""  # one per build run: build-scoped shared state (dedup's index) is named by it
 
     def clip_size(self) -> tuple[int, int]:
         """(width, height) of the output clips."""

@@ -2,9 +2,10 @@
 
 `fingerprint` hashes what identifies the content: the decoded source image (image_text: before the synthetic
 motion, which differs per key) or the clip's frames. `dedup` runs after every other filter, just before
-encode, so a kept first occurrence is not dropped afterwards: it claims the fingerprint in the build-wide
-index (curation_dedup_index: first occurrence semantics, seeded from earlier builds) and filters later copies
-as `duplicate_of=<key> (exact | near, d bits)`. The fingerprint lands in KEY.json `details.dedup` (and the
+encode: it probes the build-wide index (curation_dedup_index: first occurrence in build order, seeded from
+earlier builds) and filters exact copies of samples already final as `duplicate_of=<key> (exact)`;
+the rest carry their fingerprint (`data["dedup_claim"]`) to the partition's writer, which gets their final
+verdicts in build order before it commits. The fingerprint lands in KEY.json `details.dedup` (and the
 status row's metadata), which is what seeds the index of later builds and lets users re-match offline.
 """
 
@@ -71,7 +72,7 @@ class Dedup(Stage):
         from vidrd_data.stages.curation_dedup_index import ensure_index
 
         p = cls.Params.model_validate(params)
-        cls._driver_handle = ensure_index(ctx.config_hash, p.max_distance, [output] if output else [], p.against)
+        ensure_index(ctx.run_id, p.max_distance, [output] if output else [], p.against, driver=True)
 
     def setup(self) -> None:
         self._index = None
@@ -80,13 +81,13 @@ class Dedup(Stage):
         from vidrd_data.stages.curation_dedup_index import ensure_index
 
         if getattr(self, "_index", None) is None:
-            self._index = ensure_index(self.ctx.config_hash, self.config.max_distance, [], list(self.config.against))
+            self._index = ensure_index(self.ctx.run_id, self.config.max_distance, [], list(self.config.against))
         return self._index
 
     def process_batch(self, items: list[Item]) -> list[Item]:
-        from vidrd_data.stages.curation_dedup_index import claim
+        from vidrd_data.stages.curation_dedup_index import index_name, probe
 
-        live = sorted((it for it in items if it.alive), key=lambda it: it.key)  # "first" within a batch: key order
+        live = [it for it in items if it.alive]
         claims = []
         for it in live:
             fp = it.data.pop("fingerprint", None) or fingerprint(_pixels(it))
@@ -95,9 +96,21 @@ class Dedup(Stage):
             it.meta["dedup"] = {**it.meta.get("dedup", {}), **{k: fp[k] for k in ("exact", "informative")},
                                 "phash": it.meta.get("dedup", {}).get("phash") or fp["phash"], "duplicate_of": None}
             claims.append((it.key, fp))
-        matches = claim(self._get_index(), claims) if claims else []
-        for it, match in zip(live, matches):
-            if match is not None:
-                it.meta["dedup"].update(duplicate_of=match.owner, match=match.kind, distance=match.distance)
-                it.filter(self.name, match.reason())
+        matches = probe(self._get_index(), claims) if claims else []
+        name = index_name(self.ctx.run_id, self.config.max_distance)
+        for it, match, (_, fp) in zip(live, matches, claims):
+            # An exact copy of a final owner is a copy for good, named as it will ever be. A near match is a
+            # copy too, but an exact owner from an earlier partition may still come (exact matches are named
+            # first): its writer decides, so the named owner never depends on timing.
+            if match is not None and match.kind == "exact":
+                mark_duplicate(it, match, self.name)
+            else:
+                it.data["dedup_claim"] = {"index": name, "fp": fp}  # the writer claims it, in build order
         return items
+
+
+def mark_duplicate(item: Item, match, stage: str = "dedup") -> Item:
+    """Filter `item` as a copy of `match.owner` (in the stage, or later by its writer)."""
+    item.meta["dedup"] = {**item.meta.get("dedup", {}), "duplicate_of": match.owner, "match": match.kind,
+                          "distance": match.distance}
+    return item.filter(stage, match.reason())
