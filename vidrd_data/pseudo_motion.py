@@ -90,6 +90,22 @@ def crop_windows(image_size: tuple[int, int], target_size: tuple[int, int], moti
     return np.stack([x0, y0, x0 + w, y0 + h], axis=1)
 
 
+def path_motion(windows: np.ndarray, target_size: tuple[int, int], fps: float, grid: int = 16) -> dict[str, float]:
+    """The rendered clip's true motion from its crop windows, in the units of `curation.motion.flow_motion`
+    (frame widths per second; per frame pair the mean displacement, then mean and max over pairs): a grid of
+    output pixels is mapped to the image through frame k's window and back through frame k+1's."""
+    if len(windows) < 2 or fps <= 0:
+        raise ValueError(f"path_motion needs >= 2 windows and fps > 0, got {len(windows)} and {fps}")
+    tw, th = target_size
+    u, v = np.meshgrid((np.arange(grid) + 0.5) / grid * tw, (np.arange(grid) + 0.5) / grid * th)
+    x0, y0, x1, y1 = (np.asarray(windows, dtype=np.float64)[:, i, None, None] for i in range(4))
+    sx, sy = (x1 - x0) / tw, (y1 - y0) / th  # image pixels per output pixel, per frame
+    x, y = x0[:-1] + u * sx[:-1], y0[:-1] + v * sy[:-1]  # what frame k shows at each grid point...
+    du, dv = (x - x0[1:]) / sx[1:] - u, (y - y0[1:]) / sy[1:] - v  # ...is there in frame k+1
+    per_pair = np.hypot(du, dv).mean(axis=(1, 2)) / tw * fps
+    return {"motion_mean": float(per_pair.mean()), "motion_max": float(per_pair.max())}
+
+
 def max_upscale(windows: np.ndarray, target_size: tuple[int, int]) -> float:
     """The largest target/source pixel ratio over all frames (> 1 means upscaling)."""
     widths = windows[:, 2] - windows[:, 0]

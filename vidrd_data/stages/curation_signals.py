@@ -37,6 +37,9 @@ class Motion(Stage):
     class Params(StageParams):
         width: int = Field(ANALYSIS_WIDTH, ge=16)  # analysis width (pixels): flow runs on frames this small
         stride: int = Field(1, ge=1)  # compare frames this far apart (cheaper on long clips)
+        # auto: a pseudo-video's motion is computed exactly from the camera path it was rendered with (no flow
+        # needed: the flow estimate of that same motion is what it approximates); flow: optical flow always
+        method: Literal["auto", "flow"] = "auto"
         min_motion: float | None = Field(None, ge=0)  # motion_mean below this: filtered (near_static)
         max_motion: float | None = Field(None, gt=0)  # motion_max above this: filtered (extreme_motion)
 
@@ -46,8 +49,12 @@ class Motion(Stage):
     def process(self, item: Item) -> list[Item]:
         p = self.config
         frames = item.data["frames"]
-        stride = min(p.stride, max(1, len(frames) - 1))
-        m = flow_motion(frames, float(self.ctx.clip["fps"]), p.width, stride)
+        known = item.data.pop("path_motion", None)
+        if known is not None and p.method == "auto":
+            m = dict(known)
+        else:
+            stride = min(p.stride, max(1, len(frames) - 1))
+            m = flow_motion(frames, float(self.ctx.clip["fps"]), p.width, stride)
         _scores(item).update(m)
         if p.min_motion is not None and m["motion_mean"] < p.min_motion:
             return [item.filter(self.name, f"near_static: motion_mean {m['motion_mean']:.4f} < min_motion {p.min_motion}")]

@@ -139,7 +139,7 @@ class PseudoMotion(Stage):
         upscale_limit: float = Field(2.0, gt=0)
 
     requires = ("image",)
-    provides = ("frames",)
+    provides = ("frames", "path_motion")
 
     @classmethod
     def check(cls, params, ctx) -> None:
@@ -165,6 +165,7 @@ class PseudoMotion(Stage):
         except pm.ImageTooSmall as exc:
             return [item.filter(self.name, f"upscale_limit: {exc}")]
         item.data["frames"] = pm.render(image, windows, target)
+        item.data["path_motion"] = pm.path_motion(windows, target, float(clip["fps"]))  # the `motion` stage's
         item.meta["pseudo_video"] = {**motion.as_meta(), "upscale": round(pm.max_upscale(windows, target), 4),
                                      "first_window": [round(float(v), 2) for v in windows[0]],
                                      "last_window": [round(float(v), 2) for v in windows[-1]]}
