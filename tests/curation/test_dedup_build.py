@@ -99,6 +99,7 @@ def dd(tmp_path_factory, ray_session):
     torch.manual_seed(0)
     torch.save(build_mlp([32, 16, 8, 4, 2, 1]).state_dict(), d / "aesthetic.pth")
     models = {"clip": prepare_tiny_clip(d), "aesthetic": {"path": str(d / "aesthetic.pth")}}
+    (d / "models.json").write_text(json.dumps(models))
     out1 = d / "out1"
     build(_manifest(d, out1, inp, ["photos", "va", "vb"], models=models), progress=False, out=lambda s: None)
     return d, inp, out1
@@ -154,3 +155,17 @@ def test_scores_of_the_model_stages_land_in_key_json_and_status_rows(dd):
     rows = _rows(out)
     copy = json.loads(rows.loc[("photos", "b_copy"), "metadata"])  # a filtered row keeps its scores too
     assert isinstance(copy["scores"]["aesthetic"], float)
+
+
+def test_the_same_build_again_in_the_same_ray_job_gives_the_same_rows(dd):
+    """Build order decides, never timing or an earlier build's leftover index: a second build of the same
+    manifest into a new output (same process, same Ray job) gives the same outcome for every input."""
+    from vidrd_data.build import build
+
+    d, inp, out1 = dd
+    again = d / "again"
+    models = json.loads((d / "models.json").read_text())
+    build(_manifest(d, again, inp, ["photos", "va", "vb"], models=models), progress=False, out=lambda s: None)
+    cols = ["key", "status", "stage", "reason"]
+    assert _rows(again)[cols].sort_index().equals(_rows(out1)[cols].sort_index())
+    assert sorted(tar_keys(again)) == sorted(tar_keys(out1))
