@@ -27,7 +27,8 @@ from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
 from vidrd_data.operator_errors import OutputUnwritable, output_unwritable
 from vidrd_data.output_lock import OutputLock, OutputLocked
 from vidrd_data.plan_check import check_plan
-from vidrd_data.runtime import TASK_RETRIES, ModelStageFailed, StepPlan, init_ray, plan_steps, start_pools, stop_pools
+from vidrd_data.pool_set import PoolSet
+from vidrd_data.runtime import TASK_RETRIES, ModelStageFailed, StepPlan, init_ray, plan_steps
 from vidrd_data.sink import (cleanup_leftovers, committed_by_partition, recorded_config_hash, remove_own_shards,
                              write_dataset_info)
 from vidrd_data.sources.base import SourceReader, get_reader
@@ -207,16 +208,22 @@ def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed
     report = BuildReport(output=output)
     bar = tqdm(total=None, unit="input", desc="building", disable=not progress, file=sys.stderr)
     cpus = max(1, int(resources.get("CPU", 1)))
-    for p in plans:
-        try:
-            pools = start_pools(p.steps, ctx)
-        except ModelStageFailed as exc:
-            raise BuildError(str(exc)) from None
-        try:
-            _run_source(p, ctx, pools, output, committed, report, bar, t0, retry_failed=retry_failed,
-                        max_items=max_items, verify=verify, in_flight=partitions_in_flight or max(2, cpus), cpus=cpus)
-        finally:
-            stop_pools(pools)
+    pool_set = PoolSet([p.steps for p in plans], ctx)
+    try:
+        for n, p in enumerate(plans):
+            def ready(n=n) -> None:  # called once this source's first partition is under way
+                try:
+                    pool_set.wait(n)
+                except ModelStageFailed as exc:
+                    raise BuildError(str(exc)) from None
+                pool_set.launch(n + 1, ahead=True)  # the next source's models load while this one runs
+
+            _run_source(p, ctx, pool_set.pools(n), output, committed, report, bar, t0, retry_failed=retry_failed,
+                        max_items=max_items, verify=verify, in_flight=partitions_in_flight or max(2, cpus), cpus=cpus,
+                        ready=ready)
+            pool_set.release(n)
+    finally:
+        pool_set.close()
     bar.close()
     cleanup_leftovers(output)  # temp files of writer attempts that died (their retries committed the shards)
     report.info = write_dataset_info(output, resolved.as_dict(), __version__, ctx.config_hash,
@@ -230,7 +237,7 @@ def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed
 
 
 def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildReport, bar, t0, *, retry_failed,
-                max_items, verify, in_flight, cpus) -> None:
+                max_items, verify, in_flight, cpus, ready: Callable[[], None] = lambda: None) -> None:
     import ray
 
     remote = ray.remote(write_partition).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)
@@ -285,8 +292,25 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                            chunk, window, verify, build_id=build_id)
         expect_partition(p.name, part.index)  # dedup verdicts come in partition order, whoever finishes first
         inflight[remote.remote(job)] = job
+        if ready is not None:  # the models load while the first partition's CPU stages run
+            _wait_ready(ready, inflight)
+            ready = None
         collect(0 if serial or not warm else in_flight - 1)
+    if ready is not None:  # a source with no partition still checks its models
+        _wait_ready(ready, inflight)
     collect(0)
+
+
+def _wait_ready(ready: Callable[[], None], inflight: dict) -> None:
+    """The source's model pools are up, or the build stops (writers never commit before the pools answer)."""
+    import ray
+
+    try:
+        ready()
+    except BaseException:
+        for ref in inflight:
+            ray.cancel(ref, recursive=True)
+        raise
 
 
 def _received_bytes(res: PartitionResult) -> int:

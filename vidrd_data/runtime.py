@@ -131,31 +131,42 @@ class ModelStageFailed(RuntimeError):
 
 def start_pools(steps: list["StepPlan"], ctx: StageContext, timeout_s: float | None = None) -> dict[int, list]:
     """Actor pools for the model steps, each actor checked alive (its model loaded) before any work is sent."""
-    import ray
-
     pools: dict[int, list] = {}
-    cls = ray.remote(ModelStageActor)
     try:
         for i, step in enumerate(steps):
-            if not step.uses_model:
-                continue
-            name, params = step.stages[0]
-            r = step.resources
-            opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus or 0,
-                                    "max_restarts": ACTOR_RESTARTS, "max_task_retries": TASK_RETRIES}
-            if r.memory_mb:
-                opts["memory"] = r.memory_mb * 2**20
-            pools[i] = [cls.options(**opts).remote(name, params, ctx) for _ in range(step.pool_size)]
-        for i, actors in pools.items():
-            try:
-                ray.get([a.ready.remote() for a in actors], timeout=timeout_s)
-            except Exception as exc:  # noqa: BLE001 - the actor's own error, as Ray reports it
-                raise ModelStageFailed(f"model stage {steps[i].stages[0][0]}: its actor could not start: "
-                                       f"{_root_cause(exc)}") from None
+            if step.uses_model:
+                pools[i] = launch_pool(step, ctx)
+        await_pools(pools, steps, timeout_s)
     except BaseException:
         stop_pools(pools)
         raise
     return pools
+
+
+def launch_pool(step: "StepPlan", ctx: StageContext) -> list:
+    """A model step's actors, created without waiting for them (their models load in the background)."""
+    import ray
+
+    name, params = step.stages[0]
+    r = step.resources
+    opts: dict[str, Any] = {"num_cpus": r.num_cpus, "num_gpus": r.num_gpus or 0,
+                            "max_restarts": ACTOR_RESTARTS, "max_task_retries": TASK_RETRIES}
+    if r.memory_mb:
+        opts["memory"] = r.memory_mb * 2**20
+    cls = ray.remote(ModelStageActor)
+    return [cls.options(**opts).remote(name, params, ctx) for _ in range(step.pool_size)]
+
+
+def await_pools(pools: dict[int, list], steps: list["StepPlan"], timeout_s: float | None = None) -> None:
+    """Block until every actor of `pools` has its model loaded; a failed one raises with its own error."""
+    import ray
+
+    for i, actors in pools.items():
+        try:
+            ray.get([a.ready.remote() for a in actors], timeout=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - the actor's own error, as Ray reports it
+            raise ModelStageFailed(f"model stage {steps[i].stages[0][0]}: its actor could not start: "
+                                   f"{_root_cause(exc)}") from None
 
 
 def _root_cause(exc: BaseException) -> str:

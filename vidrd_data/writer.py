@@ -23,7 +23,7 @@ from typing import Any, Iterator
 import pandas as pd
 
 from vidrd_data.items import FAILED, FILTERED, OK, SUCCESS, Item, make_key
-from vidrd_data.runtime import TASK_RETRIES, StepPlan, pack, run_stages, task_resources, unpack
+from vidrd_data.runtime import TASK_RETRIES, StepPlan, await_pools, pack, run_stages, task_resources, unpack
 from vidrd_data.sample_json import sample_json
 from vidrd_data.reasons import reason_rule
 from vidrd_data.sink import STATUS_COLUMNS, set_aside, status_parquet
@@ -165,6 +165,7 @@ def write_partition(job: PartitionJob) -> PartitionResult:
                 stub.fail("pipeline", f"lost: {float(missing):.3f} of this input's output never reached the writer")
                 _emit(job, w, stem, stub, rows, written_keys, weight, res)
         _late_duplicates(job, w, rows, claims, res)
+        await_pools(job.pools, job.steps)  # models that never loaded: the build stops, this shard is not committed
         new_ids = {it.input_id for it in pending}
         keep = eff[~eff["input_id"].isin(new_ids)] if len(eff) else eff
         counts = Counter(keep["status"]) + Counter(r["status"] for r in rows) if len(keep) else Counter(r["status"] for r in rows)
