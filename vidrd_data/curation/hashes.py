@@ -36,7 +36,11 @@ def _thumb(image: np.ndarray) -> np.ndarray:
 def phash(image: np.ndarray) -> int:
     """64-bit perceptual hash: the signs of the 8x8 lowest DCT frequencies of a 32x32 grey thumbnail
     against their median (the DC term excluded from the median: it only carries brightness)."""
-    low = cv2.dct(_thumb(image))[:8, :8].flatten()
+    return _phash_of(_thumb(image))
+
+
+def _phash_of(thumb: np.ndarray) -> int:
+    low = cv2.dct(thumb)[:8, :8].flatten()
     bits = low > np.median(low[1:])
     return int(np.packbits(bits).view(">u8")[0])
 
@@ -62,5 +66,6 @@ def fingerprint(pixels: np.ndarray) -> dict:
         frames = [arr[i] for i in keyframe_indices(len(arr))]
     else:
         raise ValueError(f"fingerprint needs an image (H, W, 3) or frames (T, H, W, 3), got shape {arr.shape}")
-    return {"exact": content_hash(arr), "phash": [f"{phash(f):016x}" for f in frames],
-            "informative": all(informative(f) for f in frames)}
+    thumbs = [_thumb(f) for f in frames]  # one thumbnail per keyframe serves both the hash and the flatness test
+    return {"exact": content_hash(arr), "phash": [f"{_phash_of(t):016x}" for t in thumbs],
+            "informative": all(float(t.std()) >= MIN_INFORMATIVE_STD for t in thumbs)}
