@@ -121,6 +121,39 @@ def test_truncated_tar_keeps_the_intact_samples_and_rows_the_rest(tmp_path):
     assert any("no end-of-archive" in it.reason for it in items if not it.alive)
 
 
+def test_an_oversized_tar_member_is_skipped_unread_and_its_sample_filtered(tmp_path):
+    """A 300 MB member (sparse on disk) over max_member_bytes: its sample is `filtered: too_large`, the samples
+    around it are built, and its bytes are never held in memory."""
+    import tracemalloc
+
+    big = 300 * 2**20
+    path = tmp_path / "t.tar"
+    with open(path, "wb") as f, tarfile.open(fileobj=f, mode="w") as tf:
+        for name, data in sample("s0", 0, "first"):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("s1.jpg")
+        info.size = big
+        tf.fileobj.write(info.tobuf(tf.format, tf.encoding, tf.errors))
+        tf.fileobj.seek(big, os.SEEK_CUR)  # a hole: no disk space, reads as zeros
+        tf.offset += 512 + big
+        for name, data in [("s1.txt", b"second")] + sample("s2", 2, "third"):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    r = reader("image_text", "webdataset", tmp_path, urls=str(path), max_member_bytes=64 * 2**20)
+    tracemalloc.start()
+    items = [it for p in r.partitions() for it in r.expand(p)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 * 2**20, peak
+    by_id = {it.input_id: it for it in items}
+    assert sorted(by_id) == ["t/s0", "t/s1", "t/s2"] and by_id["t/s0"].alive and by_id["t/s2"].alive
+    assert by_id["t/s1"].status == "filtered"
+    assert by_id["t/s1"].reason == f"too_large: member s1.jpg in t.tar is {big} bytes > max_member_bytes {64 * 2**20}"
+
+
 def _csv(tmp_path: Path, data: bytes) -> Path:
     write_folder_dataset(tmp_path / "imgs", 2)
     (tmp_path / "t.csv").write_bytes(data)

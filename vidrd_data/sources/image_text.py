@@ -11,11 +11,14 @@ import json
 from pathlib import Path
 from typing import Iterator, Literal
 
+from pydantic import Field
+
+from vidrd_data.item_guard import DEFAULT_MAX_IMAGE_FILE_BYTES
 from vidrd_data.items import Item, make_key
 from vidrd_data.sources.base import Partition, ReaderParams, SourceReader, register_reader, walk_files
 from vidrd_data.sources.inputs import expand_braces, glob_inputs, is_url
 from vidrd_data.sources.tables import TablePartitions, read_rows, scan_table
-from vidrd_data.sources.tar_stream import Damage, tar_samples
+from vidrd_data.sources.tar_stream import Damage, Oversize, tar_samples
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -71,6 +74,8 @@ class WebDatasetParams(ReaderParams):
     urls: str | list[str]  # paths, globs, brace patterns ({00000..00099}) or fsspec URLs of tars (img2dataset layout)
     image_keys: list[str] = ["jpg", "jpeg", "png", "webp"]
     caption_key: str = "txt"
+    # a member larger than this (by its tar header) is never read: its sample is filtered too_large
+    max_member_bytes: int = Field(DEFAULT_MAX_IMAGE_FILE_BYTES, ge=1)
 
 
 @register_reader("image_text", "webdataset")
@@ -115,7 +120,7 @@ class WebDatasetReader(SourceReader):
         name = url.rsplit("/", 1)[-1]
         taken = _bases_in(partition.payload["earlier"])
         try:
-            for s in tar_samples(url):
+            for s in tar_samples(url, self.params.max_member_bytes):
                 if isinstance(s, Damage):
                     yield from self._damaged(tar_id, name, s)
                     return
@@ -131,7 +136,16 @@ class WebDatasetReader(SourceReader):
         except OSError as exc:
             yield _image_item(self.source_name, tar_id, {}).fail("read", f"unreadable tar {url}: {exc}")
 
-    def _sample_item(self, input_id: str, tar_name: str, base: str, members: dict[str, bytes]) -> Item:
+    def _sample_item(self, input_id: str, tar_name: str, base: str, members: dict) -> Item:
+        big = {e: m.size for e, m in members.items() if isinstance(m, Oversize)}
+        if big:
+            members = {e: m for e, m in members.items() if e not in big}
+            needed = [e for e in big if e in {*self.params.image_keys, self.params.caption_key}]
+            if needed:  # an oversized .json only loses its metadata
+                ext, size = needed[0], big[needed[0]]
+                return _image_item(self.source_name, input_id, {"where": f"{base}.{ext} in {tar_name}"}).filter(
+                    "read", f"too_large: member {base}.{ext} in {tar_name} is {size} bytes > max_member_bytes "
+                            f"{self.params.max_member_bytes}")
         img_ext = next((e for e in self.params.image_keys if e in members), None)
         data = {"where": f"{base}.{img_ext} in {tar_name}"}
         if img_ext:
@@ -166,7 +180,7 @@ def _bases_in(urls: list[str]) -> dict[str, str]:
     taken: dict[str, str] = {}
     for url in urls:
         try:
-            for s in tar_samples(url):
+            for s in tar_samples(url, max_member_bytes=0):  # names only: no member is read
                 if not isinstance(s, Damage):
                     taken.setdefault(s.base, url)
         except OSError:

@@ -5,6 +5,8 @@ webdataset splits it). A prefix that comes back after another sample, or a membe
 one sample, starts a *repeat*: the first sample keeps its members, the repeat is reported (never merged into
 it). A tar that ends early (a read error, or no end-of-archive blocks) yields the intact samples before the
 damage, then one `Damage` naming the sample in progress (if any) and where the rest became unreadable.
+A member larger than `max_member_bytes` (its header's size) is never read into memory: it is an `Oversize`
+in the sample, so the reader can give that sample a `too_large` row.
 """
 
 from __future__ import annotations
@@ -16,10 +18,15 @@ from typing import Iterator
 from vidrd_data.sources.inputs import open_input
 
 
+@dataclass(frozen=True)
+class Oversize:
+    size: int  # bytes, as the member's header gives it
+
+
 @dataclass
 class TarSample:
     base: str
-    members: dict[str, bytes] = field(default_factory=dict)
+    members: dict[str, "bytes | Oversize"] = field(default_factory=dict)
     occurrence: int = 1  # 2, 3...: the same prefix seen again in this tar
 
 
@@ -37,7 +44,7 @@ def split_name(name: str) -> tuple[str, str]:
     return (f"{head}/{stem}" if head else stem), ext.lower()
 
 
-def tar_samples(url: str) -> Iterator[TarSample | Damage]:
+def tar_samples(url: str, max_member_bytes: int | None = None) -> Iterator[TarSample | Damage]:
     seen: dict[str, int] = {}
     current: TarSample | None = None
     with open_input(url) as f:
@@ -47,7 +54,9 @@ def tar_samples(url: str) -> Iterator[TarSample | Damage]:
                 if not m.isfile():
                     continue
                 base, ext = split_name(m.name)
-                data = tf.extractfile(m).read()
+                # over the cap: skipped, never buffered (the stream seeks or reads past it in blocks)
+                data = Oversize(m.size) if max_member_bytes is not None and m.size > max_member_bytes \
+                    else tf.extractfile(m).read()
                 if current is None or base != current.base or ext in current.members:
                     if current is not None:
                         yield current
