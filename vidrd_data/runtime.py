@@ -16,6 +16,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from vidrd_data.items import Item, from_row, to_row
 from vidrd_common.ray_session import init_ray  # noqa: F401 - moved; re-exported for old importers
 from vidrd_data.stages.base import Resources, Stage, StageContext, get_stage, make_stage
@@ -106,10 +108,47 @@ def run_stages(blobs: list[bytes], steps: list["StepPlan"], ctx: StageContext, p
         actors = pools[i]
         actor = actors[chunk_no % len(actors)]
         live, done = [it for it in items if it.alive], [it for it in items if not it.alive]
+        kept = {it.key: set_aside_heavy(it, get_stage(step.stages[0][0]).requires) for it in live}
         bs = max(1, step.batch_size or len(live))
         refs = [actor.process.remote(pack(live[k: k + bs])) for k in range(0, len(live), bs)]
-        items = done + [it for blob in ray.get(refs) for it in unpack(blob)]
+        items = done + [restore_heavy(it, kept) for blob in ray.get(refs) for it in unpack(blob)]
     return pack(items)
+
+
+HEAVY_BYTES = 256 * 2**10  # data values at least this large travel to a model actor only if its stage reads them
+
+
+def _nbytes(v: Any, depth: int = 0) -> int:
+    if isinstance(v, np.ndarray):
+        return v.nbytes
+    if isinstance(v, (bytes, bytearray)):
+        return len(v)
+    if depth < 2 and isinstance(v, dict):
+        return sum(_nbytes(x, depth + 1) for x in v.values())
+    if depth < 2 and isinstance(v, (list, tuple)) and v and isinstance(v[0], (np.ndarray, bytes)):
+        return sum(_nbytes(x, depth + 1) for x in v)
+    return 0
+
+
+def set_aside_heavy(item: Item, requires: tuple) -> dict[str, Any]:
+    """Take out of `item.data` the large values the model stage does not read (a long video's decoded proxy,
+    a clip's full frames when the captioner reads its keyframes): they stay in this task instead of making a
+    round trip through the object store. Of a group of alternatives, only the first present one is read."""
+    wanted = set()
+    for req in requires:
+        present = [g for g in (req if isinstance(req, tuple) else (req,)) if g in item.data]
+        wanted.update(present[:1])
+    heavy = [k for k, v in item.data.items() if k not in wanted and _nbytes(v) >= HEAVY_BYTES]
+    return {k: item.data.pop(k) for k in heavy}
+
+
+def restore_heavy(item: Item, kept: dict[str, dict[str, Any]]) -> Item:
+    """Give an item back what `set_aside_heavy` took, unless the stage ended it (filtered/failed: no data)."""
+    aside = kept.get(item.key)
+    if aside and item.alive:
+        for k, v in aside.items():
+            item.data.setdefault(k, v)
+    return item
 
 
 class ModelStageActor:

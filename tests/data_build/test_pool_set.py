@@ -21,9 +21,20 @@ def _alive(actors) -> bool:
     import ray
 
     try:
-        return all(ray.get([a.ready.remote() for a in actors], timeout=30))
+        return all(ray.get([a.ready.remote() for a in actors], timeout=60))
     except Exception:  # noqa: BLE001
         return False
+
+
+def _dead(actors, within_s: float = 20.0) -> bool:
+    import time
+
+    deadline = time.time() + within_s  # ray.kill is asynchronous
+    while time.time() < deadline:
+        if not _alive(actors):
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_sources_share_equal_pools_and_release_them_after_the_last_user(ray_session):
@@ -42,7 +53,7 @@ def test_sources_share_equal_pools_and_release_them_after_the_last_user(ray_sess
         ps.release(0)  # source 1 still uses the shared pool
         assert _alive(first[1])
         ps.release(1)
-        assert not _alive(first[1]) and not _alive(second[1])
+        assert _dead(first[1]) and _dead(second[1])
         assert set(ps.live) == set()
         ps.pools(2)
         assert set(ps.live) == {pool_signature(other)}
@@ -58,3 +69,30 @@ def test_a_stage_that_cannot_build_fails_the_wait_with_its_own_error(ray_session
             ps.wait(0)
     finally:
         ps.close()
+
+
+def test_model_actors_get_only_the_large_values_their_stage_reads():
+    """A long video's decoded proxy and a clip's full frames stay in the chunk task when the actor's stage
+    reads keyframes; small values always travel; a filtered item does not get its set-aside data back."""
+    import numpy as np
+
+    from vidrd_data.items import Item
+    from vidrd_data.runtime import restore_heavy, set_aside_heavy
+    from vidrd_data.stages.base import get_stage
+
+    def item(key):
+        return Item(key, "s", key, data={"proxy": {"frames": np.zeros((300, 64, 64, 3), np.uint8), "fps": 8},
+                                         "frames": np.zeros((16, 128, 128, 3), np.uint8),
+                                         "keyframes": np.zeros((2, 128, 128, 3), np.uint8), "caption": "x" * 50})
+
+    a, b = item("a"), item("b")
+    requires = get_stage("caption_blip2").requires  # (("keyframes", "frames"),): keyframes first
+    kept = {it.key: set_aside_heavy(it, requires) for it in (a, b)}
+    assert set(a.data) == {"keyframes", "caption"} and set(kept["a"]) == {"proxy", "frames"}
+    b.filter("caption_blip2", "degenerate: test")
+    assert set(restore_heavy(a, kept).data) == {"proxy", "frames", "keyframes", "caption"}
+    assert restore_heavy(b, kept).data == {}
+    c = Item("c", "s", "c", data={"frames": np.zeros((16, 128, 128, 3), np.uint8)})  # no keyframes: frames go
+    assert set_aside_heavy(c, requires) == {} and "frames" in c.data
+    d = item("d")
+    assert set(set_aside_heavy(d, get_stage("clip_align").requires)) == {"proxy"}  # it reads the frames
