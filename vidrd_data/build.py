@@ -290,6 +290,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
         job = PartitionJob(p.reader, part, p.steps, ctx, pools, output, committed.get((p.name, part.index), []),
                            retry_failed, budget["pending"] if serial else None, budget["inputs"] if serial else None,
                            chunk, window, verify, build_id=build_id)
+        job.pools_confirmed = ready is None
         expect_partition(p.name, part.index)  # dedup verdicts come in partition order, whoever finishes first
         inflight[remote.remote(job)] = job
         if ready is not None:  # the models load while the first partition's CPU stages run

@@ -51,6 +51,7 @@ class PartitionJob:
     lost: str | None = None  # the partition's own task died: record its inputs as failed with this reason
     build_id: str = ""  # one per build: worker-side caches never outlive it
     task_retries: int = TASK_RETRIES  # the driver's setting (a worker's environment may differ)
+    pools_confirmed: bool = True  # False: submitted while the source's model actors were still loading
 
 
 @dataclass
@@ -165,7 +166,8 @@ def write_partition(job: PartitionJob) -> PartitionResult:
                 stub.fail("pipeline", f"lost: {float(missing):.3f} of this input's output never reached the writer")
                 _emit(job, w, stem, stub, rows, written_keys, weight, res)
         _late_duplicates(job, w, rows, claims, res)
-        await_pools(job.pools, job.steps)  # models that never loaded: the build stops, this shard is not committed
+        if not job.pools_confirmed and not job.lost:  # submitted before the driver saw the models load:
+            await_pools(job.pools, job.steps)  # one that never loads stops the build, this shard uncommitted
         new_ids = {it.input_id for it in pending}
         keep = eff[~eff["input_id"].isin(new_ids)] if len(eff) else eff
         counts = Counter(keep["status"]) + Counter(r["status"] for r in rows) if len(keep) else Counter(r["status"] for r in rows)
