@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -93,17 +93,33 @@ def _cpu_stages(specs: list[tuple[str, dict]], ctx: StageContext, build_id: str 
 
 
 def run_stages(blobs: list[bytes], steps: list["StepPlan"], ctx: StageContext, pools: dict[int, list],
-               chunk_no: int, build_id: str = "") -> list[bytes]:
-    """A Ray task body: one chunk of items through every step of the recipe; returns the terminal items."""
+               chunk_no: int, build_id: str = "", split_at_fan_out: bool = True) -> list[bytes]:
+    """A Ray task body: one chunk of items through every step of the recipe; returns the terminal items.
+
+    Where a chunk of one input fans out (a long video into its segments, a short one into its clips), the rest
+    of the recipe runs on those in parallel: parts go to sibling tasks, the first stays here (intra-video
+    parallelism); their items come back in the same order whatever finishes first."""
+    return pack(_run_steps(unpack(blobs), steps, ctx, pools, chunk_no, build_id, split_at_fan_out))
+
+
+def _run_steps(items: list[Item], steps: list["StepPlan"], ctx: StageContext, pools: dict[int, list],
+               chunk_no: int, build_id: str, split_at_fan_out: bool) -> list[Item]:
     import ray
 
-    items = unpack(blobs)
+    arrived = sum(it.alive for it in items)
     for i, step in enumerate(steps):
         if not any(it.alive for it in items):
             break
         if not step.uses_model:
-            for stage in _cpu_stages(step.stages, ctx, build_id):
+            for j, stage in enumerate(_cpu_stages(step.stages, ctx, build_id)):
                 items = apply_stage(stage, items)
+                # one input fanned out (a video into its clips): the chunk tasks alone would leave CPUs idle
+                if split_at_fan_out and arrived == 1 and sum(it.alive for it in items) > 1 and ray.is_initialized():
+                    # what is left of this step, then the later steps (model pools keep their step's place)
+                    rest = ([replace(step, stages=step.stages[j + 1:])] if j + 1 < len(step.stages) else []) + steps[i + 1:]
+                    if rest:
+                        shift = i + 1 - (len(rest) - (len(steps) - i - 1))
+                        return _run_split(items, rest, ctx, _shift(pools, shift), chunk_no, build_id)
             continue
         actors = pools[i]
         actor = actors[chunk_no % len(actors)]
@@ -112,7 +128,43 @@ def run_stages(blobs: list[bytes], steps: list["StepPlan"], ctx: StageContext, p
         bs = max(1, step.batch_size or len(live))
         refs = [actor.process.remote(pack(live[k: k + bs])) for k in range(0, len(live), bs)]
         items = done + [restore_heavy(it, kept) for blob in ray.get(refs) for it in unpack(blob)]
-    return pack(items)
+    return items
+
+
+SPLIT_MAX_BYTES = 512 * 2**20  # items heavier than this in all stay in one task (shipping would cost more)
+_SPLIT_REMOTE: list = []
+
+
+def _split_parts() -> int:
+    """How many parts a fan-out is cut into: the cluster's CPUs (asked once per worker process), at least 2."""
+    import ray
+
+    if not _SPLIT_REMOTE:
+        _SPLIT_REMOTE.append(max(2, int(ray.cluster_resources().get("CPU", 2))))
+        _SPLIT_REMOTE.append(ray.remote(run_stages))
+    return _SPLIT_REMOTE[0]
+
+
+def _run_split(items: list[Item], rest: list["StepPlan"], ctx: StageContext, pools: dict[int, list],
+               chunk_no: int, build_id: str) -> list[Item]:
+    """`rest` on the live items in contiguous parts, the first part here and the others as sibling tasks (each
+    asks for what a chunk task asks); terminal items first, then the parts in order."""
+    import ray
+
+    live, done = [it for it in items if it.alive], [it for it in items if not it.alive]
+    parts = min(len(live), _split_parts())
+    if parts < 2 or sum(_nbytes(v) for it in live for v in it.data.values()) > SPLIT_MAX_BYTES:
+        return done + _run_steps(live, rest, ctx, pools, chunk_no, build_id, False)
+    bounds = [round(k * len(live) / parts) for k in range(parts + 1)]
+    remote = _SPLIT_REMOTE[1].options(max_retries=TASK_RETRIES, **task_resources(rest))
+    refs = [remote.remote(pack(live[a:b]), rest, ctx, pools, chunk_no + k, build_id, False)
+            for k, (a, b) in enumerate(zip(bounds[1:-1], bounds[2:]), start=1)]
+    here = _run_steps(live[:bounds[1]], rest, ctx, pools, chunk_no, build_id, False)
+    return done + here + [it for blob in ray.get(refs) for it in unpack(blob)]
+
+
+def _shift(pools: dict[int, list], start: int) -> dict[int, list]:
+    return {i - start: actors for i, actors in pools.items() if i >= start}
 
 
 HEAVY_BYTES = 256 * 2**10  # data values at least this large travel to a model actor only if its stage reads them
