@@ -5,7 +5,8 @@ of its whole process tree (driver, GCS, raylet, agents, every worker) every 0.05
 (processes alive) x (memory per process); each factor is bounded on its own:
 - the largest single process (driver, a writer, the dedup index, a stage worker) stays within 20 %: anything that
   accumulates per input (items on the driver, a writer holding its partition, an index) shows here;
-- the most processes alive at once grows by at most 4 (measured 1x 14-15, 10x 16-17, once 18): writers in flight
+- the most processes alive at once grows by at most 5 (8 runs: 1x 13-15, 10x 16-18, differences 1-4; a leak per
+  input or per partition would add tens): writers in flight
   and chunk windows are fixed by the CPU count, not by the corpus (a task that waits on an actor hands its CPU
   back and Ray may start the next task in another worker; a finished writer may wait for its predecessor's dedup
   verdicts while the next partition's writer starts; idle workers are reaped after 0.2 s, so a longer build sees
@@ -53,5 +54,5 @@ def test_ten_times_the_inputs_need_no_more_memory_per_process_nor_more_processes
           f"{top}; largest process 1x {small_proc / 2**20:.0f} MiB, 10x {large_proc / 2**20:.0f} MiB; "
           f"processes at once 1x {small_n}, 10x {large_n}")
     assert large_proc <= 1.2 * small_proc, f"10x inputs: largest process {large_proc / small_proc:.2f}x that of 1x"
-    assert large_n <= small_n + 4, f"10x inputs: {large_n} processes at once against {small_n} for 1x ({top})"
+    assert large_n <= small_n + 5, f"10x inputs: {large_n} processes at once against {small_n} for 1x ({top})"
     assert large <= 1.5 * small, f"10x inputs peaked at {large / small:.2f}x the memory of 1x ({top})"
