@@ -237,7 +237,7 @@ def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed
 
 
 def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildReport, bar, t0, *, retry_failed,
-                max_items, verify, in_flight, cpus, ready: Callable[[], None] = lambda: None) -> None:
+                max_items, verify, in_flight, cpus, ready: Callable[[], None] | None = None) -> None:
     import ray
 
     remote = ray.remote(write_partition).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)

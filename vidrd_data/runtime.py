@@ -116,10 +116,10 @@ def _run_steps(items: list[Item], steps: list["StepPlan"], ctx: StageContext, po
                 # one input fanned out (a video into its clips): the chunk tasks alone would leave CPUs idle
                 if split_at_fan_out and arrived == 1 and sum(it.alive for it in items) > 1 and ray.is_initialized():
                     # what is left of this step, then the later steps (model pools keep their step's place)
-                    rest = ([replace(step, stages=step.stages[j + 1:])] if j + 1 < len(step.stages) else []) + steps[i + 1:]
+                    partial = j + 1 < len(step.stages)
+                    rest = ([replace(step, stages=step.stages[j + 1:])] if partial else []) + steps[i + 1:]
                     if rest:
-                        shift = i + 1 - (len(rest) - (len(steps) - i - 1))
-                        return _run_split(items, rest, ctx, _shift(pools, shift), chunk_no, build_id)
+                        return _run_split(items, rest, ctx, _shift(pools, i if partial else i + 1), chunk_no, build_id)
             continue
         actors = pools[i]
         actor = actors[chunk_no % len(actors)]
@@ -132,17 +132,15 @@ def _run_steps(items: list[Item], steps: list["StepPlan"], ctx: StageContext, po
 
 
 SPLIT_MAX_BYTES = 512 * 2**20  # items heavier than this in all stay in one task (shipping would cost more)
-_SPLIT_REMOTE: list = []
+_SPLIT: dict[str, Any] = {}  # per worker process: "parts" (the cluster's CPUs, at least 2), "remote" (run_stages)
 
 
-def _split_parts() -> int:
-    """How many parts a fan-out is cut into: the cluster's CPUs (asked once per worker process), at least 2."""
+def _split_setup() -> dict[str, Any]:
     import ray
 
-    if not _SPLIT_REMOTE:
-        _SPLIT_REMOTE.append(max(2, int(ray.cluster_resources().get("CPU", 2))))
-        _SPLIT_REMOTE.append(ray.remote(run_stages))
-    return _SPLIT_REMOTE[0]
+    if not _SPLIT:
+        _SPLIT.update(parts=max(2, int(ray.cluster_resources().get("CPU", 2))), remote=ray.remote(run_stages))
+    return _SPLIT
 
 
 def _run_split(items: list[Item], rest: list["StepPlan"], ctx: StageContext, pools: dict[int, list],
@@ -152,11 +150,12 @@ def _run_split(items: list[Item], rest: list["StepPlan"], ctx: StageContext, poo
     import ray
 
     live, done = [it for it in items if it.alive], [it for it in items if not it.alive]
-    parts = min(len(live), _split_parts())
+    split = _split_setup()
+    parts = min(len(live), split["parts"])
     if parts < 2 or sum(_nbytes(v) for it in live for v in it.data.values()) > SPLIT_MAX_BYTES:
         return done + _run_steps(live, rest, ctx, pools, chunk_no, build_id, False)
     bounds = [round(k * len(live) / parts) for k in range(parts + 1)]
-    remote = _SPLIT_REMOTE[1].options(max_retries=TASK_RETRIES, **task_resources(rest))
+    remote = split["remote"].options(max_retries=TASK_RETRIES, **task_resources(rest))
     refs = [remote.remote(pack(live[a:b]), rest, ctx, pools, chunk_no + k, build_id, False)
             for k, (a, b) in enumerate(zip(bounds[1:-1], bounds[2:]), start=1)]
     here = _run_steps(live[:bounds[1]], rest, ctx, pools, chunk_no, build_id, False)

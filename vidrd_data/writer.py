@@ -191,14 +191,11 @@ def write_partition(job: PartitionJob) -> PartitionResult:
 def close_dedup(job: PartitionJob, claims: list[tuple[int, Item, dict]]) -> dict[str, Any]:
     """Hand this partition's dedup claims (emit order) to each index its recipe uses; with claims, wait for the
     verdicts (they come in partition order). Returns {key: Match} of the samples found to be copies."""
-    from vidrd_data.stages.curation_dedup_index import partition_close_only, partition_verdicts, recipe_indexes
+    from vidrd_data.stages.curation_dedup_index import partition_verdicts, recipe_indexes
 
     found: dict[str, Any] = {}
     for name in recipe_indexes(job.steps, job.ctx.run_id):
         mine = [(it.key, c["fp"]) for _, it, c in claims if c["index"] == name]
-        if not mine:
-            partition_close_only(name, job.partition.source, job.partition.index)
-            continue
         for (key, _), match in zip(mine, partition_verdicts(name, job.partition.source, job.partition.index, mine)):
             if match is not None:
                 found[key] = match

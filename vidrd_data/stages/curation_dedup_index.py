@@ -219,20 +219,17 @@ def recipe_indexes(steps, run_id: str) -> list[str]:
     return sorted(set(names))
 
 
-def partition_close_only(name: str, source: str, partition: int) -> None:
-    """Writer: a partition with nothing to claim closes without waiting (later partitions may go on)."""
-    index = find_index(name)
-    if index is not None:
-        _call(index, "close", source, partition, [])
-
-
 def partition_verdicts(name: str, source: str, partition: int, claims: list[tuple[str, dict]],
                        poll_s: float = 0.02) -> list[Match | None]:
     """Writer: close the partition with its claims and wait for its verdicts (earlier partitions first)."""
     index = find_index(name)
+    if index is None and not claims:
+        return []
     if index is None:
         raise RuntimeError(f"dedup index {name} is gone (its build ended or its node was lost)")
     _call(index, "close", source, partition, claims)
+    if not claims:
+        return []  # nothing to wait for: closing lets later partitions go on
     while (raw := _call(index, "verdicts", source, partition)) is None:
         time.sleep(poll_s)
         poll_s = min(0.5, poll_s * 1.5)
