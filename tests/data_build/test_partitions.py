@@ -121,28 +121,44 @@ def test_truncated_tar_keeps_the_intact_samples_and_rows_the_rest(tmp_path):
     assert any("no end-of-archive" in it.reason for it in items if not it.alive)
 
 
-def test_an_oversized_tar_member_is_skipped_unread_and_its_sample_filtered(tmp_path):
-    """A 300 MB member (sparse on disk) over max_member_bytes: its sample is `filtered: too_large`, the samples
-    around it are built, and its bytes are never held in memory."""
+def _tar_with_big_member(path: Path, name: str, big: int, cut_after: bool = False) -> None:
+    """s0 (intact), s1 with one member of `big` bytes (a hole on disk: reads as zeros), s2 (intact);
+    `cut_after`: the file ends inside the big member (its header claims more than the file holds)."""
+    with open(path, "wb") as f, tarfile.open(fileobj=f, mode="w") as tf:
+        def add(n, data):
+            info = tarfile.TarInfo(n)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+
+        for n, data in sample("s0", 0, "first"):
+            add(n, data)
+        for n, data in [("s1.jpg", jpeg(1)), ("s1.txt", b"second"), ("s1.json", b"{}")]:
+            if n != name:
+                add(n, data)
+                continue
+            info = tarfile.TarInfo(n)
+            info.size = big
+            tf.fileobj.write(info.tobuf(tf.format, tf.encoding, tf.errors))
+            tf.fileobj.seek(big, os.SEEK_CUR)
+            tf.offset += 512 + big
+        if cut_after:
+            f.truncate(f.tell() - big // 2)
+            tf.closed = True  # no end-of-archive blocks: the file ends mid-member
+            return
+        for n, data in sample("s2", 2, "third"):
+            add(n, data)
+
+
+@pytest.mark.parametrize("member,status", [("s1.jpg", "filtered"), ("s1.txt", "filtered"), ("s1.json", "ok")])
+def test_an_oversized_tar_member_is_skipped_unread_and_its_sample_filtered(tmp_path, member, status):
+    """A 300 MB member (sparse on disk) over max_member_bytes: an oversized image or caption filters its
+    sample `too_large`, an oversized .json only loses the metadata; the samples around it are built, and the
+    member's bytes are never held in memory."""
     import tracemalloc
 
-    big = 300 * 2**20
-    path = tmp_path / "t.tar"
-    with open(path, "wb") as f, tarfile.open(fileobj=f, mode="w") as tf:
-        for name, data in sample("s0", 0, "first"):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        info = tarfile.TarInfo("s1.jpg")
-        info.size = big
-        tf.fileobj.write(info.tobuf(tf.format, tf.encoding, tf.errors))
-        tf.fileobj.seek(big, os.SEEK_CUR)  # a hole: no disk space, reads as zeros
-        tf.offset += 512 + big
-        for name, data in [("s1.txt", b"second")] + sample("s2", 2, "third"):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    r = reader("image_text", "webdataset", tmp_path, urls=str(path), max_member_bytes=64 * 2**20)
+    big, cap = 300 * 2**20, 64 * 2**20
+    _tar_with_big_member(tmp_path / "t.tar", member, big)
+    r = reader("image_text", "webdataset", tmp_path, urls=str(tmp_path / "t.tar"), max_member_bytes=cap)
     tracemalloc.start()
     items = [it for p in r.partitions() for it in r.expand(p)]
     peak = tracemalloc.get_traced_memory()[1]
@@ -150,8 +166,28 @@ def test_an_oversized_tar_member_is_skipped_unread_and_its_sample_filtered(tmp_p
     assert peak < 32 * 2**20, peak
     by_id = {it.input_id: it for it in items}
     assert sorted(by_id) == ["t/s0", "t/s1", "t/s2"] and by_id["t/s0"].alive and by_id["t/s2"].alive
-    assert by_id["t/s1"].status == "filtered"
-    assert by_id["t/s1"].reason == f"too_large: member s1.jpg in t.tar is {big} bytes > max_member_bytes {64 * 2**20}"
+    assert by_id["t/s1"].status == status
+    if status == "filtered":
+        assert by_id["t/s1"].reason == f"too_large: member {member} in t.tar is {big} bytes > max_member_bytes {cap}"
+    else:
+        assert by_id["t/s1"].meta["source"].get("original_meta") is None
+
+
+def test_a_member_header_claiming_more_than_the_file_holds_gives_rows_not_a_read(tmp_path):
+    """The header says 300 MB, the file ends half-way through it: s0 is built, the rest gets truncated rows,
+    and nothing near the claimed size is allocated."""
+    import tracemalloc
+
+    _tar_with_big_member(tmp_path / "t.tar", "s1.jpg", 300 * 2**20, cut_after=True)
+    r = reader("image_text", "webdataset", tmp_path, urls=str(tmp_path / "t.tar"))  # default cap: 256 MiB
+    tracemalloc.start()
+    items = [it for p in r.partitions() for it in r.expand(p)]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 * 2**20, peak
+    assert [it.input_id for it in items if it.alive] == ["t/s0"]
+    dead = [it for it in items if not it.alive]
+    assert dead and all(it.reason.startswith("truncated_archive: ") for it in dead)
 
 
 def _csv(tmp_path: Path, data: bytes) -> Path:
