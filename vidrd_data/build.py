@@ -155,7 +155,10 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
 def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: bool = True,
           retry_failed: bool = False, max_items: int | None = None, progress: bool = True,
           out: Callable[[str], None] = print, output: str | None = None, force: bool = False,
-          verify: str = "sha256", partitions_in_flight: int | None = None) -> BuildReport:
+          verify: str = "sha256", partitions_in_flight: int | None = None,
+          keep_models: bool = False) -> BuildReport:
+    """Build the manifest's dataset. `keep_models`: leave the model actor pools loaded at the end, for the next
+    build in this process with the same model settings (`vidrd_data.pool_set.release_kept_models()` frees them)."""
     t0 = time.time()
     resolved = load_manifest(manifest_path, output=output)
     m = resolved.manifest
@@ -170,13 +173,13 @@ def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: 
     try:
         return _build_locked(resolved, plans, ctx, output, t0, ray_address=ray_address, resume=resume,
                              retry_failed=retry_failed, max_items=max_items, progress=progress, out=out, force=force,
-                             verify=verify, partitions_in_flight=partitions_in_flight)
+                             verify=verify, partitions_in_flight=partitions_in_flight, keep_models=keep_models)
     finally:
         lock.release()
 
 
 def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retry_failed, max_items, progress, out,
-                  force, verify, partitions_in_flight) -> BuildReport:
+                  force, verify, partitions_in_flight, keep_models) -> BuildReport:
     m = resolved.manifest
     if not resume:
         remove_own_shards(output)
@@ -195,20 +198,21 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
         _stages_on_driver(plans, ctx, output)
         return _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, retry_failed=retry_failed,
                             max_items=max_items, progress=progress, out=out, verify=verify,
-                            partitions_in_flight=partitions_in_flight)
+                            partitions_in_flight=partitions_in_flight, keep_models=keep_models)
     finally:
         release_driver_indexes()  # build-scoped shared state ends with the build
 
 
 def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, *, retry_failed, max_items,
-                 progress, out, verify, partitions_in_flight) -> BuildReport:
+                 progress, out, verify, partitions_in_flight, keep_models) -> BuildReport:
     m = resolved.manifest
     print_plan(resolved, plans, resources, output, removed, committed, out, address=address or os.environ.get("RAY_ADDRESS"))
 
     report = BuildReport(output=output)
     bar = tqdm(total=None, unit="input", desc="building", disable=not progress, file=sys.stderr)
     cpus = max(1, int(resources.get("CPU", 1)))
-    pool_set = PoolSet([p.steps for p in plans], ctx)
+    pool_set = PoolSet([p.steps for p in plans], ctx, keep=keep_models)
+    succeeded = False
     try:
         for n, p in enumerate(plans):
             def ready(n=n) -> None:  # called once this source's first partition is under way
@@ -222,8 +226,9 @@ def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed
                         max_items=max_items, verify=verify, in_flight=partitions_in_flight or max(2, cpus), cpus=cpus,
                         ready=ready)
             pool_set.release(n)
+        succeeded = True
     finally:
-        pool_set.close()
+        pool_set.close(succeeded)  # a failed build keeps no pools (they may be what failed)
     bar.close()
     cleanup_leftovers(output)  # temp files of writer attempts that died (their retries committed the shards)
     report.info = write_dataset_info(output, resolved.as_dict(), __version__, ctx.config_hash,

@@ -96,3 +96,35 @@ def test_model_actors_get_only_the_large_values_their_stage_reads():
     assert set_aside_heavy(c, requires) == {} and "frames" in c.data
     d = item("d")
     assert set(set_aside_heavy(d, get_stage("clip_align").requires)) == {"proxy"}  # it reads the frames
+
+
+def test_kept_pools_serve_the_next_equal_build_and_only_that(ray_session):
+    """`build(keep_models=True)`: the pools stay loaded for the next build with the same settings (the same
+    actors, no second load); other settings or a failed build get fresh ones; release_kept_models stops them."""
+    from vidrd_data.pool_set import _KEPT, release_kept_models
+
+    release_kept_models()
+    step = _step({"width": 40})
+    first = PoolSet([[step]], CTX, keep=True)
+    a = first.pools(0)[0]
+    first.wait(0)
+    first.close()
+    assert _alive(a) and len(_KEPT) == 1
+    second = PoolSet([[step]], CTX, keep=True)
+    assert second.pools(0)[0] is a and not _KEPT  # taken over, not copied
+    second.close(succeeded=False)  # a failed build keeps nothing: the pool may be what failed
+    assert _dead(a) and not _KEPT
+    third = PoolSet([[step]], CTX, keep=True)
+    b = third.pools(0)[0]
+    third.close()
+    other_clip = StageContext(clip={"fps": 8, "size": [32, 32], "frames": 8})
+    fourth = PoolSet([[step]], other_clip, keep=True)  # actors were built from the clip spec: not shared
+    assert fourth.pools(0)[0] is not b
+    fourth.close()
+    assert len(_KEPT) == 2
+    assert release_kept_models() == 2 and not _KEPT
+    assert _dead(b)
+    plain = PoolSet([[step]], CTX)  # the default: nothing outlives the build
+    c = plain.pools(0)[0]
+    plain.close()
+    assert _dead(c) and not _KEPT

@@ -275,5 +275,3 @@ def sample_frames_at(path: str | os.PathLike, times: Sequence[float], size: Sequ
     frames = np.stack(arrays) if len(shapes) == 1 else arrays  # mid-stream size changes: keep a list
     return DecodedSpan(frames, src)
 
-
-_Reader = VideoReader  # older name, still imported by the long-video scan

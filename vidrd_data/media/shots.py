@@ -142,20 +142,32 @@ class TransitionFinder:
             return False
         return float(np.linalg.norm(c - a - alpha * ba)) / n2 ** 0.5 <= self.cfg.transition_max_residual
 
-    def finish(self, duration: float, cuts: list[float]) -> list[tuple[float, float]]:
-        """Transition intervals [start, end) in seconds, padded, merged, clipped to [0, duration]."""
+    def judge_rest(self) -> None:
+        """Judge the frames still waiting for their look-ahead (the stream ended)."""
         while self.pending < len(self.buf):
             self._judge(self.pending)
             self.pending += 1
-        cfg, gap = self.cfg, 2.5 * self.step
-        pad = cfg.transition_pad_s
-        blends = [r for r in _runs(self.times, self.blend, gap) if r[1] - r[0] + self.step >= cfg.transition_min_s]
-        anchors = [t for r in blends for t in r] + list(cuts) + [0.0, duration]
-        darks = [r for r in _runs(self.times, self.dark, gap) if r[1] - r[0] + self.step <= cfg.dark_max_s
-                 and any(r[0] - self.windows[-1] <= t <= r[1] + self.step + self.windows[-1] for t in anchors)]
-        spans = [[a - pad, b + self.step + pad] for a, b in blends] + [[a, b + self.step] for a, b in darks]
-        merged = _merge(spans)
-        return [(round(max(0.0, a), 6), round(min(duration, b), 6)) for a, b in merged if min(duration, b) > max(0.0, a)]
+
+    def finish(self, duration: float, cuts: list[float]) -> list[tuple[float, float]]:
+        """Transition intervals [start, end) in seconds, padded, merged, clipped to [0, duration]."""
+        self.judge_rest()
+        return transition_intervals(self.cfg, self.times, self.blend, self.dark, duration, cuts)
+
+
+def transition_intervals(cfg: DetectConfig, times: list[float], blend: list[bool], dark: list[bool],
+                         duration: float, cuts: list[float]) -> list[tuple[float, float]]:
+    """The judged frames (time, blend?, dark?) of a whole video -> transition intervals [start, end): blend runs
+    of at least transition_min_s, short dark runs next to a transition, cut or end joined, padded, merged.
+    A pure function of the judgements, so time ranges judged apart give what one pass gives."""
+    step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 0.04  # mean judged-frame step
+    gap, pad, window = 2.5 * step, cfg.transition_pad_s, cfg.transition_window_s
+    blends = [r for r in _runs(times, blend, gap) if r[1] - r[0] + step >= cfg.transition_min_s]
+    anchors = [t for r in blends for t in r] + list(cuts) + [0.0, duration]
+    darks = [r for r in _runs(times, dark, gap) if r[1] - r[0] + step <= cfg.dark_max_s
+             and any(r[0] - window <= t <= r[1] + step + window for t in anchors)]
+    spans = [[a - pad, b + step + pad] for a, b in blends] + [[a, b + step] for a, b in darks]
+    merged = _merge(spans)
+    return [(round(max(0.0, a), 6), round(min(duration, b), 6)) for a, b in merged if min(duration, b) > max(0.0, a)]
 
 
 class ShotFinder:
@@ -185,10 +197,16 @@ class ShotFinder:
         if self.transitions is not None:
             self.transitions.push(t, cv2.resize(img, _THUMB, interpolation=cv2.INTER_AREA)[..., ::-1])
 
+    def close(self, duration: float) -> None:
+        """The stream ended at `duration`: flush the detector's pending cuts, judge the last frames."""
+        self.cuts.extend(float(c.seconds) for c in self.detector.post_process(self._tc(float(duration), fps=self.rate)))
+        if self.transitions is not None:
+            self.transitions.judge_rest()
+
     def finish(self, duration: float) -> tuple[list[float], list[tuple[float, float]]]:
         """(hard cuts strictly inside the video, transition intervals). A cut may lie inside a transition (a
         fade's black frames cut to): `segmentation.shots_from_cuts` folds it into the transition."""
-        self.cuts.extend(float(c.seconds) for c in self.detector.post_process(self._tc(float(duration), fps=self.rate)))
+        self.close(duration)
         cuts = sorted({round(c, 6) for c in self.cuts if 0.0 < c < duration})
         trans = self.transitions.finish(duration, cuts) if self.transitions is not None else []
         return cuts, trans

@@ -17,7 +17,7 @@ from pydantic import Field
 from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item
 from vidrd_data.media.decode import check_frame_buffer
-from vidrd_data.media.scan import ScanConfig, decode_jpeg, scan_video
+from vidrd_data.media.scan import ScanConfig, ScanHeader, ScanPart, ScanRange, decode_jpeg, plan_ranges, scan_part, scan_video
 from vidrd_data.segmentation import Shot, grid_frames, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 
@@ -68,6 +68,11 @@ class ShotDetect(Stage):
         max_frame_buffer_mb: float = Field(1024.0, gt=0)  # shot frames held for embedding: over it, too_large
         max_file_bytes: int = Field(DEFAULT_MAX_VIDEO_FILE_BYTES, ge=1)  # larger files: filtered, never opened
         item_timeout_s: float | None = Field(7200.0, gt=0)  # one pass over up to max_video_seconds of video
+        # intra-video parallelism: a video at least twice this long is scanned in keyframe-aligned time ranges
+        # of at least this length, one task each (0: always one pass); how many: scan_parts, default the
+        # cluster's CPUs under Ray (1 in a plain process)
+        scan_range_s: float = Field(30.0, ge=0)
+        scan_parts: int | None = Field(None, ge=1)
 
     requires = ("path",)
     provides = ("shots", "shot_frames", "shot_frame_times")
@@ -86,6 +91,46 @@ class ShotDetect(Stage):
         m = min(self.edge_margin_s, 0.25 * (shot.body_end - shot.body_start))
         return list(np.linspace(shot.body_start + m, shot.body_end - m, self.frames_per_shot))
 
+    def _ranges(self, path: str, duration: float) -> list[ScanRange] | None:
+        """Time ranges to scan apart, or None (one pass): only for videos of at least two ranges, never with
+        frame_skip (its every-n-th frame would restart counting in each range)."""
+        from vidrd_data.media.probe import probe
+
+        min_s = float(self.params.get("scan_range_s", 30.0))
+        if not min_s or duration < 2 * min_s or self.cfg.frame_skip:
+            return None
+        parts = self.params.get("scan_parts") or _cluster_parts()
+        if parts < 2:
+            return None
+        keyframes = probe(path, scan=True).keyframes or ()  # demuxes the packets, decodes nothing
+        ranges = plan_ranges(self.cfg, duration, keyframes, int(parts), min_s)
+        return ranges if len(ranges) > 1 else None
+
+    def _remote_parts(self, path: str):
+        """Under Ray: the ranges after the first as tasks of their own, the first here."""
+        import ray
+
+        if not ray.is_initialized():
+            return None
+
+        def run(ranges: list[ScanRange], head: ScanHeader) -> list[ScanPart]:
+            from ray.exceptions import RayTaskError
+
+            from vidrd_data.runtime import TASK_RETRIES
+
+            task = _remote_scan().options(num_cpus=1, max_retries=TASK_RETRIES)
+            refs = [task.remote(path, self.cfg, head, r) for r in ranges[1:]]
+            try:
+                return [scan_part(path, self.cfg, head, ranges[0])] + ray.get(refs)
+            except RayTaskError as err:  # the range's own error (DecodeError, too_long, ...), not Ray's wrapper
+                raise (err.cause if isinstance(err.cause, Exception) else err) from None
+            except BaseException:
+                for ref in refs:  # this range failed: the others' work is moot
+                    ray.cancel(ref)
+                raise
+
+        return run
+
     def process(self, item: Item) -> list[Item]:
         from vidrd_data.media.probe import probe
         from vidrd_data.stages.common import picture_size_rule
@@ -94,7 +139,8 @@ class ShotDetect(Stage):
         ruled = picture_size_rule(info.width, info.height, self.params, item.input_id)
         if ruled:
             return [item.filter(self.name, ruled)]
-        res = scan_video(item.data["path"], self.cfg)
+        res = scan_video(item.data["path"], self.cfg, self._ranges(item.data["path"], info.duration),
+                         self._remote_parts(item.data["path"]))
         fps = float(self.ctx.clip["fps"])
         shortest = self.ctx.clip_length_bounds()[0]
         if grid_frames(0.0, res.duration, fps) < math.ceil(shortest * fps - _EPS):
@@ -134,9 +180,31 @@ class ShotDetect(Stage):
                       "header_duration": None if res.header_duration is None else round(res.header_duration, 3),
                       "cuts": [round(c, 3) for c in res.cuts], "shots": len(shots),
                       "transitions": [[round(a, 3), round(b, 3)] for a, b in res.transitions],
-                      "decoded_once": res.proxy is not None},
+                      "decoded_once": res.proxy is not None, "scan_ranges": res.info.get("ranges", 1)},
         }
         return [item]
+
+
+_REMOTE_SCAN: list = []  # per worker process: scan_part as a Ray task
+
+
+def _remote_scan():
+    import ray
+
+    if not _REMOTE_SCAN:
+        _REMOTE_SCAN.append(ray.remote(scan_part))
+    return _REMOTE_SCAN[0]
+
+
+def _cluster_parts() -> int:
+    """How many ranges to scan a long video in: the cluster's CPUs under Ray, else 1."""
+    import ray
+
+    if not ray.is_initialized():
+        return 1
+    from vidrd_data.runtime import _split_setup
+
+    return int(_split_setup()["parts"])
 
 
 @register_stage("embed_shots")
