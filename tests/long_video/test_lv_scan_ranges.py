@@ -27,6 +27,7 @@ def _same(a, b) -> None:
     assert a.transitions == b.transitions
     assert (a.duration, a.decoded_frames) == (b.duration, b.decoded_frames)
     assert a.embed_jpegs == b.embed_jpegs  # the same frames, converted the same way: identical bytes
+    assert a.keyframes == b.keyframes and a.keyframes
     assert (a.proxy is None) == (b.proxy is None)
     if a.proxy is not None:
         assert a.proxy.shape == b.proxy.shape and np.array_equal(a.proxy, b.proxy)

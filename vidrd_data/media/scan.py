@@ -101,6 +101,7 @@ class ScanResult:
     embed_fps: float
     proxy: np.ndarray | None  # (K, h, w, 3) at clip_fps; grid k -> k / clip_fps; None when over budget
     info: dict[str, Any] = field(default_factory=dict)
+    keyframes: list[float] = field(default_factory=list)  # keyframe times: where cutting may seek
     transitions: list[tuple[float, float]] = field(default_factory=list)  # gradual transitions [start, end)
 
 
@@ -143,6 +144,7 @@ class ScanPart:
     embed: list[bytes]
     proxy: list[np.ndarray] | None
     proxy_overflow: bool
+    keyframes: list[float]
     decoded: int
     first_t: float  # the first decoded frame's time (a range's warm-up must reach back to its lo)
     last_t: float
@@ -200,6 +202,7 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
     first = rng.seek is None
     last_t, last_dur, n, first_t = (0.0 if first else -np.inf), None, 0, np.inf
     after_lo = after_hi = 0  # frames at or after lo / hi
+    keys: list[float] = []
     finder = ShotFinder(cfg, head.rate)
     embed_rf, proxy_rf = RgbScaler(), RgbScaler()
     # the samplers run on past hi: if the data ends before `stop`, this range owns everything to the end
@@ -234,6 +237,8 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
             last_t = t
             n += 1
             after_lo += t >= rng.lo
+            if frame.key_frame:
+                keys.append(round(t, 6))
             after_hi += t >= rng.hi
     except av.FFmpegError as err:
         raise DecodeError(f"decoding {Path(path).name} failed after {max(last_t, 0):.2f} s: {err}") from None
@@ -257,7 +262,8 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
                     judged=([tf.times[i] for i in keep], [tf.blend[i] for i in keep], [tf.dark[i] for i in keep])
                     if tf is not None else ([], [], []),
                     embed=embed.samples, proxy=None if proxy is None else proxy.samples,
-                    proxy_overflow=bool(proxy is not None and proxy.overflow), decoded=after_lo - (0 if ended else after_hi), first_t=first_t,
+                    proxy_overflow=bool(proxy is not None and proxy.overflow),
+                    keyframes=[k for k in keys if rng.lo <= k < hi], decoded=after_lo - (0 if ended else after_hi), first_t=first_t,
                     last_t=end_t,
                     last_dur=last_dur, ended=ended, errors=reader.errors, rotation=reader.rotation or 0)
 
@@ -285,7 +291,7 @@ def merge_scan_parts(parts: list[ScanPart], cfg: ScanConfig, head: ScanHeader) -
                       info={"proxy_over_budget": bool(head.proxy_limit is not None and overflow),
                             "damaged_packets": sum(p.errors for p in parts), "rotation": parts[0].rotation,
                             "ranges": len(parts)},
-                      transitions=transitions)
+                      transitions=transitions, keyframes=[k for p in parts for k in p.keyframes])
 
 
 def plan_ranges(cfg: ScanConfig, duration: float, keyframes: Sequence[float], parts: int,

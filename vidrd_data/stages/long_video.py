@@ -75,7 +75,7 @@ class ShotDetect(Stage):
         scan_parts: int | None = Field(None, ge=1)
 
     requires = ("path",)
-    provides = ("shots", "shot_frames", "shot_frame_times")
+    provides = ("shots", "shot_frames", "shot_frame_times")  # + proxy or keyframe_times
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)
@@ -166,6 +166,8 @@ class ShotDetect(Stage):
         item.data["shot_frame_times"] = [round(p / res.embed_fps, 3) for p in picks]
         if res.proxy is not None:
             item.data["proxy"] = {"frames": res.proxy, "fps": self.cfg.clip_fps, "offset": 0}
+        else:  # its clips are decoded again: where the decoder may seek (continuing is cheaper across no keyframe)
+            item.data["keyframe_times"] = res.keyframes
         item.meta.setdefault("source", {})["duration"] = round(res.duration, 3)
         rotation = int(res.info.get("rotation") or 0)
         w, h = (info.height, info.width) if rotation in (90, 270) else (info.width, info.height)  # as displayed

@@ -64,6 +64,7 @@ class SegmentShots(Stage):
         emb = item.data.pop("shot_emb")
         proxy = item.data.pop("proxy", None)
         times = item.data.pop("shot_frame_times", None)
+        keyframe_times = item.data.pop("keyframe_times", None)
         segments = segment_shots(shots, emb, self.rules, fps=float(self.ctx.clip["fps"]))
         seg_meta = item.meta.get("segmentation", {})
         seg_meta["rules"] = self.rules.as_dict()
@@ -90,6 +91,8 @@ class SegmentShots(Stage):
                 lo, hi = grid_span(seg.clip_start, seg.clip_end, fps)
                 lo, hi = max(0, lo), min(len(proxy["frames"]), hi)
                 child.data["proxy"] = {"frames": proxy["frames"][lo:hi].copy(), "fps": fps, "offset": lo}
+            elif keyframe_times is not None:
+                child.data["keyframe_times"] = keyframe_times  # one list shared by the children (a pickle memo)
             out.append(child)
         return out
 
@@ -110,9 +113,10 @@ class CutSegments(Stage):
     requires = ("segment", "path")
     provides = ("frames", "keyframes")
 
-    def process(self, item: Item) -> list[Item]:
+    def _window(self, item: Item) -> tuple[int, int] | str:
+        """(first grid frame k0, frame count n) of the clip in the item's segment, or why there is none."""
         fps = float(self.ctx.clip["fps"])
-        s, e = item.data.pop("segment")
+        s, e = item.data["segment"]
         kmin, kmax = grid_span(s, e, fps)  # grid frames inside [s, e]
         want = self.ctx.clip.get("frames")
         if want:
@@ -123,26 +127,67 @@ class CutSegments(Stage):
             n = kmax - kmin if not longest else min(kmax - kmin, int(math.floor(longest * fps + _EPS)))
             k0 = kmin
         if n <= 0 or k0 + n > kmax:
-            return [item.filter(self.name, f"too_short: segment {s:.2f}-{e:.2f} s holds {kmax - kmin} frames "
-                                           f"at {fps:g} fps, the clip needs {n}")]
-        proxy = item.data.pop("proxy", None)
-        if proxy is not None and abs(proxy["fps"] - fps) < _EPS:
-            frames = proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n]
-        else:  # over the proxy budget: decode just this span
-            from vidrd_data.media.decode import decode_span
+            return (f"too_short: segment {s:.2f}-{e:.2f} s holds {kmax - kmin} frames at {fps:g} fps, the clip "
+                    f"needs {n}")
+        return k0, n
 
-            frames = decode_span(item.data["path"], k0 / fps, (k0 + n) / fps, fps, self.ctx.clip_size(),
-                                 frames=n).frames
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        """Clips from the proxy where it holds them; else the clips of one video in one decoding pass, seeking
+        only where a keyframe lets it skip decoding (a seek per clip decodes from the keyframe before each)."""
+        fps = float(self.ctx.clip["fps"])
+        out: list[Item] = []
+        pending: dict[str, list[tuple[int, Item, int, int]]] = {}
+        for item in items:
+            window = self._window(item)
+            if isinstance(window, str):
+                item.data.pop("segment")
+                out.append(item.filter(self.name, window))
+                continue
+            k0, n = window
+            proxy = item.data.get("proxy")
+            out.append(item)
+            if proxy is not None and abs(proxy["fps"] - fps) < _EPS:
+                out[-1] = self._finish(item, proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n], k0, n)
+            else:  # over the proxy budget: decode this span again
+                pending.setdefault(item.data["path"], []).append((len(out) - 1, item, k0, n))
+        for path, group in pending.items():
+            from vidrd_data.media.decode import DecodeError, decode_spans
+
+            spans = [(k0 / fps, (k0 + n) / fps) for _, _, k0, n in group]
+            lengths = {n for _, _, _, n in group}
+            keyframes = group[0][1].data.get("keyframe_times")
+            if len(lengths) == 1:
+                results = decode_spans(path, spans, fps, self.ctx.clip_size(), frames=lengths.pop(),
+                                       keyframes=keyframes)
+            else:  # clips of different lengths (min/max_seconds): one pass each
+                results = [decode_spans(path, [sp], fps, self.ctx.clip_size(), frames=n, keyframes=keyframes)[0]
+                           for sp, (_, _, _, n) in zip(spans, group)]
+            for (pos, item, k0, n), res in zip(group, results):
+                if isinstance(res, DecodeError):
+                    out[pos] = item.fail(self.name, f"DecodeError: {res}")
+                else:
+                    out[pos] = self._finish(item, res.frames, k0, n)
+        return out
+
+    def _finish(self, item: Item, frames: np.ndarray, k0: int, n: int) -> Item:
+        """The item with its clip frames, keyframes and true span (or filtered too_short)."""
+        fps = float(self.ctx.clip["fps"])
+        item.data.pop("segment")
+        item.data.pop("proxy", None)
+        item.data.pop("keyframe_times", None)
         if len(frames) < n:  # the file ended before its header said (or the proxy did)
-            return [item.filter(self.name, f"too_short: only {len(frames)} of {n} frames decodable from "
-                                           f"{k0 / fps:.2f} s (the file ends early)")]
+            return item.filter(self.name, f"too_short: only {len(frames)} of {n} frames decodable from "
+                                          f"{k0 / fps:.2f} s (the file ends early)")
         min_s = self.ctx.clip.get("min_seconds")
-        if not want and min_s and n / fps < float(min_s) - _EPS:
-            return [item.filter(self.name, f"too_short: {n / fps:.2f} s < clip min_seconds {min_s}")]
+        if not self.ctx.clip.get("frames") and min_s and n / fps < float(min_s) - _EPS:
+            return item.filter(self.name, f"too_short: {n / fps:.2f} s < clip min_seconds {min_s}")
         item.data["frames"] = np.ascontiguousarray(frames)
         nk = int(self.params.get("keyframes", 1))
         idx = [n // 2] if nk == 1 else np.linspace(0, n - 1, nk).round().astype(int).tolist()
         item.data["keyframes"] = item.data["frames"][idx]
         item.meta["source"]["span"] = [round(k0 / fps, 6), round((k0 + n) / fps, 6)]
         item.meta["source"]["clip_fps"] = fps
-        return [item]
+        return item
+
+    def process(self, item: Item) -> list[Item]:
+        return self.process_batch([item])
