@@ -28,12 +28,13 @@ from vidrd_data.operator_errors import OutputUnwritable, output_unwritable
 from vidrd_data.output_lock import OutputLock, OutputLocked
 from vidrd_data.plan_check import check_plan
 from vidrd_data.pool_set import PoolSet
-from vidrd_data.runtime import TASK_RETRIES, ModelStageFailed, StepPlan, init_ray, plan_steps
+from vidrd_data.runtime import TASK_RETRIES, ModelStageFailed, StepPlan, _root_cause, init_ray, plan_steps
 from vidrd_data.sink import (cleanup_leftovers, committed_by_partition, recorded_config_hash, remove_own_shards,
                              write_dataset_info)
 from vidrd_data.sources.base import SourceReader, get_reader
 from vidrd_data.stages.base import StageContext
-from vidrd_data.stages.curation_dedup_index import close_partition, expect_partition, release_driver_indexes
+from vidrd_data.stages.curation_dedup_index import (close_partition, driver_indexes_ready, expect_partition,
+                                                    release_driver_indexes)
 from vidrd_data.writer import PartitionJob, PartitionResult, write_partition
 
 
@@ -218,8 +219,11 @@ def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed
             def ready(n=n) -> None:  # called once this source's first partition is under way
                 try:
                     pool_set.wait(n)
+                    driver_indexes_ready()  # dedup's index started with the first partitions too
                 except ModelStageFailed as exc:
                     raise BuildError(str(exc)) from None
+                except Exception as exc:  # noqa: BLE001 - the index actor's own error (e.g. an unreadable `against`)
+                    raise BuildError(f"dedup index could not start: {_root_cause(exc)}") from None
                 pool_set.launch(n + 1, ahead=True)  # the next source's models load while this one runs
 
             _run_source(p, ctx, pool_set.pools(n), output, committed, report, bar, t0, retry_failed=retry_failed,
@@ -296,7 +300,7 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                            retry_failed, budget["pending"] if serial else None, budget["inputs"] if serial else None,
                            chunk, window, verify, build_id=build_id)
         job.pools_confirmed = ready is None
-        expect_partition(p.name, part.index)  # dedup verdicts come in partition order, whoever finishes first
+        job.expected = expect_partition(p.name, part.index)  # dedup verdicts come in partition order
         inflight[remote.remote(job)] = job
         if ready is not None:  # the models load while the first partition's CPU stages run
             _wait_ready(ready, inflight)

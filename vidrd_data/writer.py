@@ -52,6 +52,7 @@ class PartitionJob:
     build_id: str = ""  # one per build: worker-side caches never outlive it
     task_retries: int = TASK_RETRIES  # the driver's setting (a worker's environment may differ)
     pools_confirmed: bool = True  # False: submitted while the source's model actors were still loading
+    expected: list = field(default_factory=list)  # refs of the driver's dedup `expect` calls for this partition
 
 
 @dataclass
@@ -194,6 +195,10 @@ def close_dedup(job: PartitionJob, claims: list[tuple[int, Item, dict]]) -> dict
     from vidrd_data.stages.curation_dedup_index import partition_verdicts, recipe_indexes
 
     found: dict[str, Any] = {}
+    if job.expected:  # the index has registered this partition before it is closed
+        import ray
+
+        ray.get(job.expected)
     for name in recipe_indexes(job.steps, job.ctx.run_id):
         mine = [(it.key, c["fp"]) for _, it, c in claims if c["index"] == name]
         for (key, _), match in zip(mine, partition_verdicts(name, job.partition.source, job.partition.index, mine)):

@@ -169,3 +169,23 @@ def test_the_same_build_again_in_the_same_ray_job_gives_the_same_rows(dd):
     cols = ["key", "status", "stage", "reason"]
     assert _rows(again)[cols].sort_index().equals(_rows(out1)[cols].sort_index())
     assert sorted(tar_keys(again)) == sorted(tar_keys(out1))
+
+
+def test_an_unreadable_earlier_build_stops_the_build_before_any_shard(dd):
+    """The index actor starts (and seeds from `against`) while the first partition runs; its error still ends
+    the build up front, named, with nothing committed."""
+    import shutil
+
+    from vidrd_data.build import BuildError, build
+    from vidrd_data.sink import committed_shards
+
+    d, inp, out1 = dd
+    broken = d / "broken_earlier"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(out1, broken)
+    for parquet in broken.rglob("*.parquet"):
+        parquet.write_bytes(b"not a parquet file")
+    out3 = d / "out3"
+    with pytest.raises(BuildError, match=r"dedup index could not start: .*(parquet|Parquet|magic)"):
+        build(_manifest(d, out3, inp, ["vb"], against=[str(broken)]), progress=False, out=lambda s: None)
+    assert not committed_shards(str(out3))

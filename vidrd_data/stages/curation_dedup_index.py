@@ -50,10 +50,16 @@ def committed_fingerprints(output: str) -> list[tuple[str, dict]]:
 class IndexHolder:
     """The index plus its seeding; runs as the named actor or in-process."""
 
-    def __init__(self, max_distance: int):
+    def __init__(self, max_distance: int, own: list[str] = (), against: list[str] = ()):
         self.index = DedupIndex(max_distance)
         self.seeded: dict[str, int] = {}
         self.parts: dict[str, SourceOrder] = {}
+        # seeded before any other call can reach it (an actor runs its constructor first); a seed error fails
+        # the actor's creation, and every later call (the driver's readiness check first) reports it
+        self.seed(list(own), list(against))
+
+    def ready(self) -> dict[str, int]:
+        return dict(self.seeded)
 
     def seed(self, own: list[str], against: list[str]) -> dict[str, int]:
         """Add committed samples of outputs not seeded yet (each source's `against` may name others).
@@ -150,12 +156,22 @@ def ensure_index(run_id: str, max_distance: int, own: list[str], against: list[s
     # Pinned to the node that creates it (the driver's: `Dedup.on_driver`), so losing a worker node never loses
     # the index; if the driver's node goes, the build goes with it anyway.
     here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    actor = actor_cls.options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1, max_restarts=0,
-                              scheduling_strategy=here).remote(max_distance)
+    opts = dict(name=name, get_if_exists=True, num_cpus=0, max_concurrency=1, max_restarts=0,
+                scheduling_strategy=here)
+    if driver:  # not awaited: the actor starts while the first partitions run (`driver_indexes_ready` checks it);
+        # the first handle owns the actor (a non-detached actor dies with its owner's handles): keep it
+        return _DRIVER.setdefault(name, actor_cls.options(**opts).remote(max_distance, own, against))
+    actor = actor_cls.options(**opts).remote(max_distance)
     ray.get(actor.seed.remote(own, against))
-    if driver:  # the first handle owns the actor (a non-detached actor dies with its owner's handles): keep it
-        actor = _DRIVER.setdefault(name, actor)
     return actor
+
+
+def driver_indexes_ready() -> None:
+    """Driver: block until this build's indexes are up and seeded; raises with the index's own error."""
+    import ray
+
+    if _DRIVER:
+        ray.get([a.ready.remote() for a in _DRIVER.values()])
 
 
 def find_index(name: str):
@@ -182,10 +198,17 @@ def _driver_indexes() -> list:
     return list(_DRIVER.values()) or list(_LOCAL.values())
 
 
-def expect_partition(source: str, partition: int) -> None:
-    """Driver: register a partition before submitting it (its writer's verdicts come in this order)."""
+def expect_partition(source: str, partition: int) -> list:
+    """Driver: register a partition before submitting it (its writer's verdicts come in this order). Under Ray
+    the calls are not awaited: the writer waits for the returned refs before it closes the partition (calls from
+    two callers are not ordered otherwise), so the driver never waits for the index to start."""
+    refs = []
     for index in _driver_indexes():
-        _call(index, "expect", source, partition)
+        if isinstance(index, IndexHolder):
+            index.expect(source, partition)
+        else:
+            refs.append(index.expect.remote(source, partition))
+    return refs
 
 
 def close_partition(source: str, partition: int) -> None:
