@@ -237,9 +237,9 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
             last_t = t
             n += 1
             after_lo += t >= rng.lo
+            after_hi += t >= rng.hi
             if frame.key_frame:
                 keys.append(round(t, 6))
-            after_hi += t >= rng.hi
     except av.FFmpegError as err:
         raise DecodeError(f"decoding {Path(path).name} failed after {max(last_t, 0):.2f} s: {err}") from None
     finally:
@@ -263,9 +263,9 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
                     if tf is not None else ([], [], []),
                     embed=embed.samples, proxy=None if proxy is None else proxy.samples,
                     proxy_overflow=bool(proxy is not None and proxy.overflow),
-                    keyframes=[k for k in keys if rng.lo <= k < hi], decoded=after_lo - (0 if ended else after_hi), first_t=first_t,
-                    last_t=end_t,
-                    last_dur=last_dur, ended=ended, errors=reader.errors, rotation=reader.rotation or 0)
+                    keyframes=[k for k in keys if rng.lo <= k < hi], decoded=after_lo - (0 if ended else after_hi),
+                    first_t=first_t, last_t=end_t, last_dur=last_dur, ended=ended, errors=reader.errors,
+                    rotation=reader.rotation or 0)
 
 
 def merge_scan_parts(parts: list[ScanPart], cfg: ScanConfig, head: ScanHeader) -> ScanResult:

@@ -17,7 +17,8 @@ from pydantic import Field
 from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item
 from vidrd_data.media.decode import check_frame_buffer
-from vidrd_data.media.scan import ScanConfig, ScanHeader, ScanPart, ScanRange, decode_jpeg, plan_ranges, scan_part, scan_video
+from vidrd_data.media.scan import (ScanConfig, ScanHeader, ScanPart, ScanRange, decode_jpeg, plan_ranges, scan_part,
+                                   scan_video)
 from vidrd_data.segmentation import Shot, grid_frames, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 
