@@ -147,8 +147,7 @@ class ScanPart:
     keyframes: list[float]
     decoded: int
     first_t: float  # the first decoded frame's time (a range's warm-up must reach back to its lo)
-    last_t: float
-    last_dur: float | None
+    last_t: float  # for the part that ended: the video's duration
     ended: bool  # the data ended inside this range (it is the video's last)
     errors: int
     rotation: int
@@ -264,7 +263,7 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
                     embed=embed.samples, proxy=None if proxy is None else proxy.samples,
                     proxy_overflow=bool(proxy is not None and proxy.overflow),
                     keyframes=[k for k in keys if rng.lo <= k < hi], decoded=after_lo - (0 if ended else after_hi),
-                    first_t=first_t, last_t=end_t, last_dur=last_dur, ended=ended, errors=reader.errors,
+                    first_t=first_t, last_t=end_t, ended=ended, errors=reader.errors,
                     rotation=reader.rotation or 0)
 
 

@@ -150,9 +150,9 @@ class CutSegments(Stage):
                 out[-1] = self._finish(item, proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n], k0, n)
             else:  # over the proxy budget: decode this span again
                 pending.setdefault(item.data["path"], []).append((len(out) - 1, item, k0, n))
-        for path, group in pending.items():
-            from vidrd_data.media.decode import DecodeError, decode_spans
+        from vidrd_data.media.decode import DecodeError, decode_spans
 
+        for path, group in pending.items():
             spans = [(k0 / fps, (k0 + n) / fps) for _, _, k0, n in group]
             lengths = {n for _, _, _, n in group}
             keyframes = group[0][1].data.get("keyframe_times")
