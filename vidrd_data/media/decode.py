@@ -6,6 +6,9 @@ target time t_i = start + i / fps takes the frame *on screen* at t_i (the last f
 before `start`, then one decoding pass; only the picked frames are converted (scale + RGB, with a cached
 scaler), which is where an in-process decoder beats one ffmpeg process per clip. `decode_spans` cuts all
 the clips of a video in that one pass, seeking ahead only where a keyframe lets it skip decoding.
+Frames no target can land on and that no other frame references (B-frames, mostly) are not decoded at all
+(the decoder's skip_frame=NONREF, set packet by packet): cutting 8 fps from a 25-30 fps H.264 or MPEG-4
+source decodes about half of its frames. The picked frames are the same ones, bit for bit.
 
 Times are seconds from the video stream's first timestamp (ffprobe's `start_time`), the same clock as
 `VideoInfo.duration`. Rotation metadata is honoured (frames come out as displayed), so are non-square
@@ -17,7 +20,8 @@ from __future__ import annotations
 import bisect
 import math
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +34,15 @@ from vidrd_data.item_guard import LimitExceeded, check_input_file
 _EPS = 1e-4  # timestamps are rounded to the stream's time base; half a 10 kHz tick is far below any frame step
 _SEEK_GAP_S = 4.0  # without a keyframe index: jump ahead by seeking when the next time is further than this
 MAX_FRAME_BUFFER_MB = 1024.0  # default cap on one decoded frame buffer (N x H x W x 3 bytes) of one item
+# Packets read ahead of the decoder: the smallest later timestamp among them bounds when the next frame
+# shows (H.264 reorders at most 16 frames; any later frame's timestamp is a safe bound, only less tight).
+_LOOKAHEAD = 32
+# Decoders whose skip_frame=NONREF drops exactly the frames nothing references, and whose frames carry their
+# own packet's timestamp (the skip decision is made on the packet). Others decode every frame, as before.
+SKIP_UNSHOWN_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
+# Containers that store presentation timestamps. AVI stores none: its demuxer's guesses for reordered
+# (B-)frames come out of the decoder out of order, so a packet's time says nothing about when it shows.
+SKIP_UNSHOWN_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "mpegts", "mpeg", "flv"})
 
 
 class DecodeError(Exception):
@@ -80,18 +93,9 @@ class VideoReader:
     def __init__(self, path: str | os.PathLike, threads: int = 1):
         self.path = Path(path)
         check_input_file(self.path)  # a FIFO or device would block or stream forever: never opened
-        try:
-            self.container = av.open(str(self.path))
-        except (av.FFmpegError, OSError) as err:
-            raise DecodeError(f"cannot open {self.path.name}: {err}") from None
-        if not self.container.streams.video:
-            self.container.close()
-            raise DecodeError(f"no video stream in {self.path.name}")
-        self.stream = s = self.container.streams.video[0]
-        cc = s.codec_context
-        cc.thread_count = threads
-        if threads != 1:
-            cc.thread_type = "AUTO"
+        self.threads = threads
+        self._open()
+        s = self.stream
         self.tb = s.time_base
         self._tb = float(s.time_base)  # float math per frame: Fraction arithmetic showed in profiles
         self.t0 = float(s.start_time * s.time_base) if s.start_time is not None else 0.0
@@ -101,36 +105,104 @@ class VideoReader:
         sar = s.sample_aspect_ratio
         self.sar = float(sar) if sar and float(sar) > 0 else 1.0
         self.errors = 0
+        self.codec = s.codec_context.name
         self._scaler = RgbScaler()  # keeps its scaling contexts between frames (~2.5x faster)
+
+    def _open(self) -> None:
+        try:
+            self.container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as err:
+            raise DecodeError(f"cannot open {self.path.name}: {err}") from None
+        if not self.container.streams.video:
+            self.container.close()
+            raise DecodeError(f"no video stream in {self.path.name}")
+        self.stream = self.container.streams.video[0]
+        cc = self.stream.codec_context
+        cc.thread_count = self.threads
+        if self.threads != 1:
+            cc.thread_type = "AUTO"
+        self._skipping = False  # the decoder's skip_frame is NONREF
+
+    def rewind(self) -> None:
+        """Back to the first packet: the file opened afresh (a seek to the start can miss like any other)."""
+        self.container.close()
+        self._open()
 
     def close(self) -> None:
         self.container.close()
 
-    def seek(self, t: float) -> None:
-        """Position before the keyframe at or before source time t (no-op near the start)."""
+    def seek(self, t: float) -> bool:
+        """Position before the keyframe at or before source time t; False (and no seek) near the start."""
         if t <= self.frame_step:
-            return
+            return False
         try:
             self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
         except av.FFmpegError:
             self.container.seek(0, stream=self.stream)
+        return True
 
-    def frames(self, max_errors: int = 8):
-        """Decoded frames with their time, tolerating a few damaged packets (decoders conceal them)."""
-        for packet in self.container.demux(self.stream):
-            try:
-                decoded = packet.decode()
-            except av.error.InvalidDataError:
-                self.errors += 1
-                if self.errors > max_errors:
-                    raise DecodeError(f"{self.path.name}: more than {max_errors} damaged packets; "
-                                      "the file is corrupt") from None
-                continue
-            for frame in decoded:
-                pts = frame.pts if frame.pts is not None else frame.dts  # some AVI muxes carry only dts
-                if pts is None:
+    def frames(self, max_errors: int = 8, unshown: Callable[[float, float], bool] | None = None):
+        """Decoded frames with their time, tolerating a few damaged packets (decoders conceal them).
+
+        `unshown(t, t_next)`: True when the caller has no use for a frame shown from t until t_next; such a
+        frame is then not decoded if no other frame references it. Never before this pass's first frame
+        (it stands in for targets before it), only where `can_skip_unshown`, and no more once frames come out
+        of the decoder with times out of order.
+        """
+        packets = self.container.demux(self.stream)
+        if not self.can_skip_unshown:
+            unshown = None
+        ahead: deque = deque()
+        shown_any, last = False, None
+        try:
+            while True:
+                if unshown is None:
+                    packet = next(packets, None)
+                else:  # keep a window of later packets: their timestamps bound when the next frame shows
+                    while len(ahead) < _LOOKAHEAD:
+                        nxt = next(packets, None)
+                        if nxt is None:
+                            break
+                        ahead.append(nxt)
+                    packet = ahead.popleft() if ahead else None
+                if packet is None:
+                    return
+                if unshown is not None:
+                    self._skip_unreferenced(shown_any and packet.pts is not None
+                                            and self._unshown(packet.pts, ahead, unshown))
+                try:
+                    decoded = packet.decode()
+                except av.error.InvalidDataError:
+                    self.errors += 1
+                    if self.errors > max_errors:
+                        raise DecodeError(f"{self.path.name}: more than {max_errors} damaged packets; "
+                                          "the file is corrupt") from None
                     continue
-                yield pts * self._tb - self.t0, frame
+                for frame in decoded:
+                    pts = frame.pts if frame.pts is not None else frame.dts  # some AVI muxes carry only dts
+                    if pts is None:
+                        continue
+                    if last is not None and pts < last:  # out-of-order times: packet times cannot be trusted
+                        unshown = None
+                        self._skip_unreferenced(False)
+                    shown_any, last = True, pts
+                    yield pts * self._tb - self.t0, frame
+        finally:
+            self._skip_unreferenced(False)
+
+    @property
+    def can_skip_unshown(self) -> bool:
+        return (self.stream.codec_context.thread_count == 1 and self.codec in SKIP_UNSHOWN_CODECS
+                and bool(SKIP_UNSHOWN_FORMATS & set(self.container.format.name.split(","))))
+
+    def _unshown(self, pts: int, ahead: deque, unshown: Callable[[float, float], bool]) -> bool:
+        later = [q.pts for q in ahead if q.pts is not None and q.pts > pts]
+        return bool(later) and unshown(pts * self._tb - self.t0, min(later) * self._tb - self.t0)
+
+    def _skip_unreferenced(self, on: bool) -> None:
+        if on != self._skipping:
+            self.stream.codec_context.skip_frame = "NONREF" if on else "DEFAULT"
+            self._skipping = on
 
     def to_array(self, frame: av.VideoFrame, size: Sequence[int] | None) -> np.ndarray:
         if self.rotation is None:
@@ -153,23 +225,35 @@ class VideoReader:
 
 
 def _pick(reader: VideoReader, times: Sequence[float], size, seek_gap: float | None = None,
-          keyframes: Sequence[float] | None = None):
+          keyframes: Sequence[float] | None = None, skip_unshown: bool = True):
     """Yield (index, array, source time) for sorted target `times`: the frame on screen at each time.
 
     One decoding pass; it jumps ahead by seeking only where that skips decoding: when `keyframes` (times,
     from the probe's packet scan) put a keyframe between the current frame and the next target, else
-    when the next target is more than `seek_gap` seconds ahead (None: never)."""
+    when the next target is more than `seek_gap` seconds ahead (None: never). With `skip_unshown`, frames
+    on screen at no target are not decoded where nothing references them."""
     n, i = len(times), 0
     prev: tuple[float, av.VideoFrame] | None = None
-    reader.seek(times[0])
     sought = times[0]  # seek at most once per target
-    frames = reader.frames()
+    landed: float | None = sought if reader.seek(sought) else None  # a seek whose first frame is not yet seen
+    unshown = (lambda t, t_next: no_target_between(times, t, t_next)) if skip_unshown else None
+    frames = reader.frames(unshown=unshown)
     try:
         while i < n:
             try:
                 ft, frame = next(frames)
             except StopIteration:
                 break
+            if landed is not None:
+                if ft > landed + _EPS:
+                    # The container's seek landed after the keyframe it was asked for (MPEG-TS/PS have no
+                    # index; some files' indexes lie): its first frame would stand in for earlier targets.
+                    # Decode this video straight through from its first packet instead, never seeking again.
+                    reader.rewind()
+                    seek_gap, keyframes, landed, prev = None, None, None, None
+                    frames = reader.frames(unshown=unshown)
+                    continue
+                landed = None
             while i < n and times[i] < ft - _EPS:
                 # the target lies before this frame: the previous frame was on screen (the very first
                 # decoded frame stands in for a target before the first timestamp)
@@ -178,8 +262,8 @@ def _pick(reader: VideoReader, times: Sequence[float], size, seek_gap: float | N
                 i += 1
             prev = (ft, frame)
             if i < n and times[i] != sought and _worth_seeking(ft, times[i], seek_gap, keyframes):
-                reader.seek(times[i])
-                sought, prev, frames = times[i], None, reader.frames()
+                sought = times[i]
+                landed, prev, frames = (sought if reader.seek(sought) else None), None, reader.frames(unshown=unshown)
         # end of stream: the last frame stays on screen for one frame step
         while i < n:
             if prev is None or times[i] > prev[0] + 1.5 * reader.frame_step:
@@ -191,6 +275,13 @@ def _pick(reader: VideoReader, times: Sequence[float], size, seek_gap: float | N
     except av.FFmpegError as err:
         at = f"{prev[0]:.2f} s" if prev else "the start"
         raise DecodeError(f"decoding {reader.path.name} failed after {at}: {err}") from None
+
+
+def no_target_between(times: Sequence[float], t: float, t_next: float) -> bool:
+    """True when no sorted target lands on a frame shown from t until the next frame at t_next: `_pick` gives
+    target T the last frame whose time is <= T + _EPS, so that frame takes every T in [t - _EPS, t_next - _EPS)."""
+    k = bisect.bisect_left(times, t - _EPS)
+    return k == len(times) or times[k] >= t_next - _EPS
 
 
 def _worth_seeking(now: float, target: float, seek_gap: float | None, keyframes: Sequence[float] | None) -> bool:
@@ -213,8 +304,8 @@ def span_times(start: float, end: float, fps: float, frames: int | None = None) 
 
 def decode_spans(path: str | os.PathLike, spans: Sequence[tuple[float, float]], fps: float,
                  size: Sequence[int] | None, frames: int | None = None, threads: int = 1,
-                 keyframes: Sequence[float] | None = None,
-                 max_buffer_mb: float | None = None) -> list[DecodedSpan | DecodeError]:
+                 keyframes: Sequence[float] | None = None, max_buffer_mb: float | None = None,
+                 skip_unshown: bool = True) -> list[DecodedSpan | DecodeError]:
     """Several spans of one file in one decoding pass (clips of one video): each is exactly `frames`
     (default: all that fit) RGB frames at `fps` at `size` ([w, h], scale to cover + center-crop; None keeps
     the displayed size), rotation applied. A span the data does not reach gets its DecodeError instead.
@@ -227,7 +318,8 @@ def decode_spans(path: str | os.PathLike, spans: Sequence[tuple[float, float]], 
     results: list[DecodedSpan | DecodeError | None] = [None] * len(spans)
     reader = VideoReader(path, threads)
     try:
-        for i, arr, t in _pick(reader, [t for t, _, _ in targets], size, seek_gap=_SEEK_GAP_S, keyframes=keyframes):
+        for i, arr, t in _pick(reader, [t for t, _, _ in targets], size, seek_gap=_SEEK_GAP_S, keyframes=keyframes,
+                               skip_unshown=skip_unshown):
             _, k, j = targets[i]
             if arrays[k] is None:
                 check_frame_buffer(need[k], arr.shape, max_buffer_mb, f"span {k}")
@@ -255,7 +347,7 @@ def decode_span(path: str | os.PathLike, start: float, end: float, fps: float, s
 
 
 def sample_frames_at(path: str | os.PathLike, times: Sequence[float], size: Sequence[int] | None = None,
-                     threads: int = 1, max_buffer_mb: float | None = None) -> DecodedSpan:
+                     threads: int = 1, max_buffer_mb: float | None = None, skip_unshown: bool = True) -> DecodedSpan:
     """The frame on screen at each of `times` (any order; sparse times far apart are reached by seeking)."""
     if not len(times):
         raise ValueError("sample_frames_at needs at least one time")
@@ -265,7 +357,7 @@ def sample_frames_at(path: str | os.PathLike, times: Sequence[float], size: Sequ
     arrays: list[np.ndarray | None] = [None] * len(times)
     src = [0.0] * len(times)
     try:
-        for j, arr, t in _pick(reader, sorted_times, size, seek_gap=_SEEK_GAP_S):
+        for j, arr, t in _pick(reader, sorted_times, size, seek_gap=_SEEK_GAP_S, skip_unshown=skip_unshown):
             if j == 0:  # the first frame gives the size: refuse the whole buffer before holding it
                 check_frame_buffer(len(times), arr.shape, max_buffer_mb, "sampled frames")
             arrays[order[j]], src[order[j]] = arr, t
