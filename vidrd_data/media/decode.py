@@ -18,6 +18,7 @@ pixels; `size=[w, h]` scales to cover and center-crops.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import os
 from collections import deque
@@ -42,7 +43,10 @@ _LOOKAHEAD = 32
 SKIP_UNSHOWN_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4"})
 # Containers that store presentation timestamps. AVI stores none: its demuxer's guesses for reordered
 # (B-)frames come out of the decoder out of order, so a packet's time says nothing about when it shows.
-SKIP_UNSHOWN_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "mpegts", "mpeg", "flv"})
+SKIP_UNSHOWN_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
+# Containers with an index that ffmpeg seeks by exactly (see VideoReader.seeks_exactly).
+SEEK_EXACT_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+_RETIME_WINDOW = 8  # frames held to put AVI's shuffled times back in order: B-frame reordering is rarely over 4
 
 
 class DecodeError(Exception):
@@ -132,8 +136,9 @@ class VideoReader:
         self.container.close()
 
     def seek(self, t: float) -> bool:
-        """Position before the keyframe at or before source time t; False (and no seek) near the start."""
-        if t <= self.frame_step:
+        """Position before the keyframe at or before source time t; False (and no seek) near the start or
+        where the container does not seek exactly (`seeks_exactly`)."""
+        if t <= self.frame_step or not self.seeks_exactly:
             return False
         try:
             self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
@@ -142,16 +147,34 @@ class VideoReader:
         return True
 
     def frames(self, max_errors: int = 8, unshown: Callable[[float, float], bool] | None = None):
-        """Decoded frames with their time, tolerating a few damaged packets (decoders conceal them).
+        """Decoded frames in display order with their time, tolerating a few damaged packets (decoders conceal them).
 
         `unshown(t, t_next)`: True when the caller has no use for a frame shown from t until t_next; such a
         frame is then not decoded if no other frame references it. Never before this pass's first frame
         (it stands in for targets before it), only where `can_skip_unshown`, and no more once frames come out
         of the decoder with times out of order.
         """
+        timed = self._decoded(max_errors, unshown if self.can_skip_unshown else None)
+        if not self.retimes:
+            for pts, frame in timed:
+                yield pts * self._tb - self.t0, frame
+            return
+        # AVI stores no presentation times: the demuxer's guesses reach the decoder in file (decode) order,
+        # and with B-frames the frames come out in display order carrying each other's times, shuffled
+        # within a few frames. The times as a set are right: the n-th frame out gets the n-th smallest.
+        held: deque = deque()
+        times: list[int] = []
+        for pts, frame in timed:
+            held.append(frame)
+            heapq.heappush(times, pts)
+            if len(held) > _RETIME_WINDOW:
+                yield heapq.heappop(times) * self._tb - self.t0, held.popleft()
+        while held:
+            yield heapq.heappop(times) * self._tb - self.t0, held.popleft()
+
+    def _decoded(self, max_errors: int, unshown: Callable[[float, float], bool] | None):
+        """(pts, frame) as the decoder returns them; skipping unshown unreferenced frames where asked."""
         packets = self.container.demux(self.stream)
-        if not self.can_skip_unshown:
-            unshown = None
         ahead: deque = deque()
         shown_any, last = False, None
         try:
@@ -186,14 +209,29 @@ class VideoReader:
                         unshown = None
                         self._skip_unreferenced(False)
                     shown_any, last = True, pts
-                    yield pts * self._tb - self.t0, frame
+                    yield pts, frame
         finally:
             self._skip_unreferenced(False)
 
     @property
+    def _formats(self) -> set[str]:
+        return set(self.container.format.name.split(","))
+
+    @property
+    def seeks_exactly(self) -> bool:
+        """The container has an index ffmpeg seeks by to the keyframe asked for (MP4/MOV, Matroska/WebM, AVI).
+        Elsewhere (MPEG-TS/PS, FLV, raw streams) a seek can land a keyframe late or the frames after it carry
+        wrong times: `seek` then does nothing and the video is decoded straight through."""
+        return bool(SEEK_EXACT_FORMATS & self._formats)
+
+    @property
+    def retimes(self) -> bool:
+        return "avi" in self._formats
+
+    @property
     def can_skip_unshown(self) -> bool:
         return (self.stream.codec_context.thread_count == 1 and self.codec in SKIP_UNSHOWN_CODECS
-                and bool(SKIP_UNSHOWN_FORMATS & set(self.container.format.name.split(","))))
+                and bool(SKIP_UNSHOWN_FORMATS & self._formats))
 
     def _unshown(self, pts: int, ahead: deque, unshown: Callable[[float, float], bool]) -> bool:
         later = [q.pts for q in ahead if q.pts is not None and q.pts > pts]

@@ -334,6 +334,8 @@ def scan_video(path: str, cfg: ScanConfig, ranges: list[ScanRange] | None = None
     reader = VideoReader(path, threads=1)
     try:
         head = read_header(reader, cfg, path)
+        if not reader.seeks_exactly:  # MPEG-TS/PS, FLV…: a range could not start at its keyframe
+            ranges = None
     finally:
         reader.close()
     ranges = ranges or [ScanRange(None, -np.inf, np.inf, np.inf)]
