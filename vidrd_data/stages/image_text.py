@@ -48,11 +48,12 @@ def decode_caption(raw) -> str | None:
 
 
 def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
-    """Any mode (L, LA, P, CMYK, I;16, RGBA…) to RGB, as displayed (EXIF orientation applied); transparency
-    composited on `background`. 16-bit pictures are scaled by their bit depth (65535 -> 255), never
-    stretched to their own min..max: a dark photo stays dark. Mode I (32-bit int) holds 16-bit data in
-    practice (16-bit PNG/TIFF from other decoders): scaled the same, clipped."""
-    img = ImageOps.exif_transpose(img)
+    """Any mode (L, LA, P, CMYK, I;16, RGBA…) to RGB (`img` itself when it is RGB and upright), as displayed
+    (EXIF orientation applied); transparency composited on `background`. 16-bit pictures are scaled by their
+    bit depth (65535 -> 255), never stretched to their own min..max: a dark photo stays dark. Mode I (32-bit
+    int) holds 16-bit data in practice (16-bit PNG/TIFF from other decoders): scaled the same, clipped."""
+    if img.getexif().get(0x0112) not in (None, 1):  # else exif_transpose would only copy the picture
+        img = ImageOps.exif_transpose(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         img = img.convert("RGBA")
         canvas = Image.new("RGB", img.size, background)
@@ -62,7 +63,7 @@ def to_rgb(img: Image.Image, background=(255, 255, 255)) -> Image.Image:
         arr = np.clip(np.asarray(img, dtype=np.float64), 0, 65535)
         arr = np.rint(arr * (255 / 65535)).astype(np.uint8)
         return Image.fromarray(arr).convert("RGB")
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")  # convert() copies even an RGB picture
 
 
 @register_stage("load_image")
