@@ -123,6 +123,21 @@ def test_image_size_is_the_size_after_exif_orientation(tmp_path, orientation, sh
     assert out.meta["source"].get("exif_orientation", 1) == orientation
 
 
+@pytest.mark.parametrize("orientation, loaded", [(1, (512, 256)), (6, (512, 1024))])
+def test_a_jpeg_is_drafted_to_twice_the_clip_size_as_displayed(tmp_path, orientation, loaded):
+    """Stored 1024x512; a clip of 256x128. Upright, DCT scaling to 512x256 keeps twice the clip size; turned a
+    quarter (shown 512x1024), the same scaling would leave 256 px across for a 256-px-wide clip: not drafted."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"d{orientation}.jpg"
+    photo(2, (1024, 512)).save(path, exif=exif, quality=95)
+    item = Item(key="k", source="s", input_id=path.name, data={"path": str(path), "caption": "a photo"})
+    ctx = StageContext(clip={"fps": 8, "size": [256, 128], "frames": 8})
+    [out] = make_stage("load_image", {}, ctx).process(item)
+    assert out.data["image"].size == loaded
+    assert out.meta["source"]["image_size"] == ([1024, 512] if orientation == 1 else [512, 1024])  # the file's
+
+
 @pytest.mark.parametrize("level", [0x0800, 0x4000, 0xC000])
 def test_a_16_bit_image_keeps_its_brightness(tmp_path, level):
     rng = np.random.default_rng(level)

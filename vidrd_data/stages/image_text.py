@@ -107,9 +107,11 @@ class LoadImage(Stage):
                 return [item.filter(self.name, f"too_large: {w}x{h} = {w * h / 1e6:.0f} MP > max_pixels {max_pixels / 1e6:.0f} MP")]
             if min(w, h) < min_side:
                 return [item.filter(self.name, f"too_small: {w}x{h}, shorter side < min_side {min_side}")]
-            # Decode at reduced scale where the codec allows it (JPEG DCT scaling): cheap and alias-free.
-            target = self.ctx.clip["size"]
-            img.draft("RGB", (target[0] * 2, target[1] * 2))
+            # Decode at reduced scale where the codec allows it (JPEG DCT scaling): cheap and alias-free. At least
+            # twice the clip size as displayed: a quarter-turn EXIF orientation swaps the stored sides.
+            tw, th = self.ctx.clip["size"]
+            turned = img.format == "JPEG" and img.getexif().get(0x0112) in (5, 6, 7, 8)  # JPEG: EXIF precedes pixels
+            img.draft("RGB", (th * 2, tw * 2) if turned else (tw * 2, th * 2))
             try:
                 img.load()
             except OSError as exc:
