@@ -110,6 +110,11 @@ def test_avi_b_frame_times_are_put_back_in_display_order(media):
         reader.close()
     assert [k for k, _ in pairs] == list(range(150))
     assert np.allclose([t for _, t in pairs], [(k + 1) / FPS for k in range(150)])
+    plain = VideoReader(media["avi_mjpeg"])  # no B-frames: nothing to reorder, no frames held back
+    try:
+        assert not plain.retimes
+    finally:
+        plain.close()
 
 
 def test_long_video_scan_does_not_split_a_container_that_cannot_seek_exactly(tmp_path):

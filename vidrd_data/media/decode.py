@@ -46,7 +46,7 @@ SKIP_UNSHOWN_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mp
 SKIP_UNSHOWN_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
 # Containers with an index that ffmpeg seeks by exactly (see VideoReader.seeks_exactly).
 SEEK_EXACT_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
-_RETIME_WINDOW = 8  # frames held to put AVI's shuffled times back in order: B-frame reordering is rarely over 4
+_RETIME_WINDOW = 6  # frames held to put AVI's shuffled times back in order (x264's 3 B-frames with pyramid: 3)
 
 
 class DecodeError(Exception):
@@ -226,7 +226,8 @@ class VideoReader:
 
     @property
     def retimes(self) -> bool:
-        return "avi" in self._formats
+        """AVI with B-frames (the decoder reorders): see `frames`. Without them, times already come in order."""
+        return "avi" in self._formats and bool(self.stream.codec_context.has_b_frames)
 
     @property
     def can_skip_unshown(self) -> bool:
