@@ -146,3 +146,18 @@ def test_real_files_mp4_and_avi_at_every_keyframe(name):
     for k in inner:
         _same(one, scan_video(str(path), cfg, [ScanRange(None, -INF, k + 2.2, k + 4.3),
                                                ScanRange(k, k + 2.2, INF, INF)]))
+
+
+def test_mpeg_ts_ranges_give_what_one_pass_gives(scenes, tmp_path):
+    """MPEG-TS has no index: a range's seek can land a keyframe late. Such a range is not trusted (the video
+    is scanned in one pass); the others start at their keyframe. Either way: what one pass gives."""
+    import subprocess
+
+    path, truth = scenes
+    ts = tmp_path / "scenes.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(path), "-c", "copy", "-f", "mpegts", str(ts)], check=True)
+    cfg = ScanConfig(clip_fps=8.0, clip_size=(32, 32), proxy_max_mb=64, embed_size=32)
+    one = scan_video(str(ts), cfg)
+    assert one.cuts and one.cuts == scan_video(str(path), cfg).cuts  # the same cuts as the mp4 it came from
+    for k in [k for k in probe(ts).keyframes if 0 < k < truth.duration - 1]:
+        _same(one, scan_video(str(ts), cfg, [ScanRange(None, -INF, k + 2.0, k + 3.0), ScanRange(k, k + 2.0, INF, INF)]))

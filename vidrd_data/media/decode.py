@@ -44,8 +44,10 @@ SKIP_UNSHOWN_CODECS = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mp
 # Containers that store presentation timestamps. AVI stores none: its demuxer's guesses for reordered
 # (B-)frames come out of the decoder out of order, so a packet's time says nothing about when it shows.
 SKIP_UNSHOWN_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
-# Containers with an index that ffmpeg seeks by exactly (see VideoReader.seeks_exactly).
-SEEK_EXACT_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+# Containers whose seeks land on a keyframe with the right times after it (see VideoReader.seeks). MPEG-TS has no
+# index: its seeks can land a keyframe late, which `_pick` notices and backs off from.
+SEEKABLE_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi", "mpegts"})
+_BACK_OFF_S = (2.0, 8.0, 32.0)  # a seek that landed late is retried this far before its target, then the start
 _RETIME_WINDOW = 6  # frames held to put AVI's shuffled times back in order (x264's 3 B-frames with pyramid: 3)
 
 
@@ -137,8 +139,8 @@ class VideoReader:
 
     def seek(self, t: float) -> bool:
         """Position before the keyframe at or before source time t; False (and no seek) near the start or
-        where the container does not seek exactly (`seeks_exactly`)."""
-        if t <= self.frame_step or not self.seeks_exactly:
+        where the container does not seek reliably (`seeks`)."""
+        if t <= self.frame_step or not self.seeks:
             return False
         try:
             self.container.seek(int((t + self.t0) / self.tb), stream=self.stream, backward=True)
@@ -218,11 +220,12 @@ class VideoReader:
         return set(self.container.format.name.split(","))
 
     @property
-    def seeks_exactly(self) -> bool:
-        """The container has an index ffmpeg seeks by to the keyframe asked for (MP4/MOV, Matroska/WebM, AVI).
-        Elsewhere (MPEG-TS/PS, FLV, raw streams) a seek can land a keyframe late or the frames after it carry
-        wrong times: `seek` then does nothing and the video is decoded straight through."""
-        return bool(SEEK_EXACT_FORMATS & self._formats)
+    def seeks(self) -> bool:
+        """The container's seeks land on a keyframe and the frames after it carry their own times (MP4/MOV,
+        Matroska/WebM, AVI by their index; MPEG-TS by searching, sometimes a keyframe late: `_pick` checks).
+        Elsewhere (MPEG-PS, FLV, raw streams) frames after a seek came with wrong times: `seek` does nothing
+        there and the video is decoded straight through."""
+        return bool(SEEKABLE_FORMATS & self._formats)
 
     @property
     def retimes(self) -> bool:
@@ -275,6 +278,7 @@ def _pick(reader: VideoReader, times: Sequence[float], size, seek_gap: float | N
     prev: tuple[float, av.VideoFrame] | None = None
     sought = times[0]  # seek at most once per target
     landed: float | None = sought if reader.seek(sought) else None  # a seek whose first frame is not yet seen
+    backs = 0  # times the seek for `landed` was retried further back
     unshown = (lambda t, t_next: no_target_between(times, t, t_next)) if skip_unshown else None
     frames = reader.frames(unshown=unshown)
     try:
@@ -285,14 +289,18 @@ def _pick(reader: VideoReader, times: Sequence[float], size, seek_gap: float | N
                 break
             if landed is not None:
                 if ft > landed + _EPS:
-                    # The container's seek landed after the keyframe it was asked for (MPEG-TS/PS have no
-                    # index; some files' indexes lie): its first frame would stand in for earlier targets.
-                    # Decode this video straight through from its first packet instead, never seeking again.
-                    reader.rewind()
-                    seek_gap, keyframes, landed, prev = None, None, None, None
+                    # The seek landed after the frame on screen at `landed` (MPEG-TS has no index; some files'
+                    # indexes lie): that frame would be missed. Seek further back; in the end decode from the
+                    # first packet, never seeking again.
+                    prev = None
+                    if backs < len(_BACK_OFF_S) and reader.seek(landed - _BACK_OFF_S[backs]):
+                        backs += 1
+                    else:
+                        reader.rewind()
+                        seek_gap, keyframes, landed = None, None, None
                     frames = reader.frames(unshown=unshown)
                     continue
-                landed = None
+                landed, backs = None, 0
             while i < n and times[i] < ft - _EPS:
                 # the target lies before this frame: the previous frame was on screen (the very first
                 # decoded frame stands in for a target before the first timestamp)

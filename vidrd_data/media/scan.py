@@ -334,7 +334,7 @@ def scan_video(path: str, cfg: ScanConfig, ranges: list[ScanRange] | None = None
     reader = VideoReader(path, threads=1)
     try:
         head = read_header(reader, cfg, path)
-        if not reader.seeks_exactly:  # MPEG-TS/PS, FLV…: a range could not start at its keyframe
+        if not reader.seeks:  # MPEG-PS, FLV…: a range could not start at its keyframe
             ranges = None
     finally:
         reader.close()
@@ -349,9 +349,10 @@ def scan_video(path: str, cfg: ScanConfig, ranges: list[ScanRange] | None = None
 
 
 def _parts_cover(parts: list[ScanPart], ranges: list[ScanRange]) -> bool:
-    """Every range up to the one where the data ended started decoding at or before what it owns."""
+    """Every range up to the one where the data ended started decoding at or before its keyframe (a later
+    start, e.g. an MPEG-TS seek a keyframe late, would shorten the detectors' warm-up or miss what it owns)."""
     for part, rng in zip(parts, ranges):
-        if rng.seek is not None and not part.first_t <= rng.lo:
+        if rng.seek is not None and not part.first_t <= rng.seek + 1e-3:
             return False
         if part.ended:
             return True
