@@ -160,3 +160,26 @@ def test_seeks_that_always_land_late_end_in_one_pass_from_the_start(media, monke
     [out] = decode_spans(path, [(3.01, 4.01)], 8.0, None)
     assert [frame_index(f) for f in out.frames] == [shown(3.01 + j / 8) for j in range(8)]
     assert rewinds == [1] and len(seeks) == 3  # 3.01, 1.01 late again, -4.99 is the start: read from there
+
+
+def test_a_seek_that_finds_no_frame_at_all_is_retried_too(media, monkeypatch):
+    """A seek past the data (a TS search off the end) yields nothing: backed off like a late landing."""
+    seek, frames = VideoReader.seek, VideoReader.frames
+    seeks: list[float] = []
+
+    def first_seek_finds_nothing(self, t):
+        seeks.append(t)
+        self._nothing = len(seeks) == 1
+        return seek(self, t)
+
+    def maybe_nothing(self, *a, **kw):
+        if getattr(self, "_nothing", False):
+            self._nothing = False
+            return iter(())
+        return frames(self, *a, **kw)
+
+    monkeypatch.setattr(VideoReader, "seek", first_seek_finds_nothing)
+    monkeypatch.setattr(VideoReader, "frames", maybe_nothing)
+    [out] = decode_spans(media["mkv"], [(3.01, 4.01)], 8.0, None)
+    assert [frame_index(f) for f in out.frames] == [shown(3.01 + j / 8) for j in range(8)]
+    assert seeks == [3.01, pytest.approx(1.01)]
