@@ -8,7 +8,7 @@ scaler), which is where an in-process decoder beats one ffmpeg process per clip.
 the clips of a video in that one pass, seeking ahead only where a keyframe lets it skip decoding.
 Frames no target can land on and that no other frame references (B-frames, mostly) are not decoded at all
 (the decoder's skip_frame=NONREF, set packet by packet, in MP4/MOV and Matroska): cutting bikes.mp4 (H.264,
-70 % B-frames) at 8 fps decodes 202 of its 245 frames. The picked frames are the same ones, bit for bit.
+70 % B-frames) at 8 fps decodes 170 of its 245 frames. The picked frames are the same ones, bit for bit.
 
 Times are seconds from the video stream's first timestamp (ffprobe's `start_time`), the same clock as
 `VideoInfo.duration`. Rotation metadata is honoured (frames come out as displayed), so are non-square
@@ -35,8 +35,9 @@ from vidrd_data.item_guard import LimitExceeded, check_input_file
 _EPS = 1e-4  # timestamps are rounded to the stream's time base; half a 10 kHz tick is far below any frame step
 _SEEK_GAP_S = 4.0  # without a keyframe index: jump ahead by seeking when the next time is further than this
 MAX_FRAME_BUFFER_MB = 1024.0  # default cap on one decoded frame buffer (N x H x W x 3 bytes) of one item
-# Packets read ahead of the decoder: the smallest later timestamp among them bounds when the next frame
-# shows (H.264 reorders at most 16 frames; any later frame's timestamp is a safe bound, only less tight).
+# Packets read ahead of the decoder (and as many already sent): the smallest timestamp after a frame's among
+# them bounds when the next frame shows (H.264 reorders at most 16 frames; any later frame's timestamp is a
+# safe bound, only less tight). The next frame in display order is often a reference frame sent before.
 _LOOKAHEAD = 32
 # Decoders whose skip_frame=NONREF drops exactly the frames nothing references, and whose frames carry their
 # own packet's timestamp (the skip decision is made on the packet). Others decode every frame, as before.
@@ -179,6 +180,7 @@ class VideoReader:
         """(pts, frame) as the decoder returns them; skipping unshown unreferenced frames where asked."""
         packets = self.container.demux(self.stream)
         ahead: deque = deque()
+        sent: deque = deque(maxlen=_LOOKAHEAD)  # timestamps of the packets already decoded
         shown_any, last = False, None
         try:
             while True:
@@ -195,7 +197,8 @@ class VideoReader:
                     return
                 if unshown is not None:
                     self._skip_unreferenced(shown_any and packet.pts is not None
-                                            and self._unshown(packet.pts, ahead, unshown))
+                                            and self._unshown(packet.pts, ahead, sent, unshown))
+                    sent.append(packet.pts)
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:
@@ -238,9 +241,12 @@ class VideoReader:
         return (self.stream.codec_context.thread_count == 1 and self.codec in SKIP_UNSHOWN_CODECS
                 and bool(SKIP_UNSHOWN_FORMATS & self._formats))
 
-    def _unshown(self, pts: int, ahead: deque, unshown: Callable[[float, float], bool]) -> bool:
+    def _unshown(self, pts: int, ahead: deque, sent: deque, unshown: Callable[[float, float], bool]) -> bool:
         later = [q.pts for q in ahead if q.pts is not None and q.pts > pts]
-        return bool(later) and unshown(pts * self._tb - self.t0, min(later) * self._tb - self.t0)
+        if not later:  # nothing after it in the window: it may be the last frame
+            return False
+        shows_next = min(min(later), min((p for p in sent if p is not None and p > pts), default=later[0]))
+        return unshown(pts * self._tb - self.t0, shows_next * self._tb - self.t0)
 
     def _skip_unreferenced(self, on: bool) -> None:
         if on != self._skipping:
