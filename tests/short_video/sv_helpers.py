@@ -86,3 +86,23 @@ def vfr_times() -> list[int]:
 
 def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+def write_coded(path: Path, codec: str, times_ms: list[int], options: dict[str, str], muxer: str | None = None,
+                per_frame: bool = False, size=(64, 48), pix_fmt: str = "yuv420p") -> Path:
+    """A video in any codec/container whose frame k shows k, at the given times (ms); `per_frame`: one tick of
+    1/25 s per frame instead (CFR-only muxers such as AVI and MPEG-2 streams; the times are then ignored)."""
+    tb = Fraction(1, 25) if per_frame else Fraction(1, 1000)
+    with av.open(str(path), "w", format=muxer) as c:
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = size[0], size[1], pix_fmt
+        s.time_base = s.codec_context.time_base = tb
+        s.options = options
+        for k, t in enumerate(times_ms):
+            f = av.VideoFrame.from_ndarray(gray(k, size), format="rgb24")
+            f.pts, f.time_base = (k if per_frame else t), tb
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import math
 import random
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from tests.short_video.sv_helpers import frame_index, gray
+from tests.short_video.sv_helpers import frame_index, write_coded
 from vidrd_data.media.decode import VideoReader, decode_spans, sample_frames_at
 from vidrd_data.media.probe import probe
 from vidrd_data.media.scan import ScanConfig, plan_ranges, scan_video
@@ -42,20 +40,8 @@ PER_FRAME = {"ts", "vob_mpeg2", "mpg_mpeg1", "avi_h264", "avi_mjpeg"}
 
 
 def write(path: Path, codec: str, muxer: str | None, options: dict, per_frame: bool, n: int = 150) -> Path:
-    tb = Fraction(1, FPS) if per_frame else Fraction(1, 1000)
-    with av.open(str(path), "w", format=muxer) as c:
-        s = c.add_stream(codec, rate=FPS)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        s.time_base = s.codec_context.time_base = tb
-        s.options = options
-        for k in range(n):
-            f = av.VideoFrame.from_ndarray(gray(k), format="rgb24")
-            f.pts, f.time_base = (k if per_frame else k * 1000 // FPS), tb
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_coded(path, codec, [k * 1000 // FPS for k in range(n)], options, muxer, per_frame,
+                       pix_fmt="yuvj420p" if codec == "mjpeg" else "yuv420p")
 
 
 @pytest.fixture(scope="module")

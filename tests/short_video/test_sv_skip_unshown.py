@@ -10,37 +10,21 @@ from __future__ import annotations
 
 import math
 import random
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
-from tests.short_video.sv_helpers import cfr_times, frame_index, gray, real_clip, vfr_times
+from tests.short_video.sv_helpers import cfr_times, frame_index, real_clip, vfr_times, write_coded
 from vidrd_data.media.decode import VideoReader, decode_spans, no_target_between
 from vidrd_data.media.probe import probe
 
 RATES = (2, 5, 8, 12.5, 24)
 
 
-def write_bframes(path: Path, codec: str, times_ms: list[int], options: dict[str, str], size=(64, 48)) -> Path:
+def write_bframes(path: Path, codec: str, times_ms: list[int], options: dict[str, str]) -> Path:
     """A video with B-frames whose frame k shows k (sv_helpers.gray), at the given times (ms)."""
-    per_frame = path.suffix == ".avi" or codec == "mpeg2video"  # CFR only: one tick per frame (times ignored)
-    tb = Fraction(1, 25) if per_frame else Fraction(1, 1000)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
-        s.time_base = s.codec_context.time_base = tb
-        s.options = options
-        for k, t in enumerate(times_ms):
-            f = av.VideoFrame.from_ndarray(gray(k, size), format="rgb24")
-            f.pts, f.time_base = (k if per_frame else t), tb
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return write_coded(path, codec, times_ms, options, per_frame=path.suffix == ".avi" or codec == "mpeg2video")
 
 
 @pytest.fixture(scope="module")
