@@ -88,3 +88,42 @@ def test_fresh_token_per_build_unless_user_configured():
     for user in ({"RAY_AUTH_MODE": "token"}, {"RAY_AUTH_TOKEN_PATH": "/x"}, {"RAY_AUTH_MODE": "disabled"}):
         assert user_configured_auth(user)
         assert "RAY_AUTH_TOKEN" not in embedded_env(user) and "RAY_AUTH_MODE" not in embedded_env(user)
+
+
+def test_embedded_workers_get_malloc_settings_unless_the_user_chose():
+    from vidrd_common.ray_session import MALLOC_ENV, user_configured_malloc
+
+    assert {k: embedded_env({})[k] for k in MALLOC_ENV} == MALLOC_ENV
+    for user in ({"MALLOC_TRIM_THRESHOLD_": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"}):
+        assert user_configured_malloc(user) and not set(MALLOC_ENV) & set(embedded_env(user))
+    assert not user_configured_malloc({"MALLOC_ARENA_MAX": "2"})  # another knob: ours still apply
+
+
+def test_an_embedded_worker_reuses_freed_clip_buffers_without_new_page_faults(ray_session):
+    """The point of the settings: a 50 MB frame array freed and allocated again costs no page faults (by default
+    glibc maps it afresh each time and the kernel faults in every page again)."""
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("the settings are glibc's")
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def faults_on_second_allocation() -> tuple[str | None, int]:
+        import os
+        import resource
+
+        import numpy as np
+
+        def clip() -> None:
+            a = np.empty((256, 256, 256, 3), np.uint8)  # 256 frames at 256x256: 50 MB
+            a[:] = 1
+
+        clip()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        clip()
+        return os.environ.get("MALLOC_MMAP_THRESHOLD_"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    setting, faults = ray.get(faults_on_second_allocation.remote())
+    assert setting is not None
+    assert faults < 100, faults  # 50 MB is ~12,000 4-KiB pages (or ~25 huge pages and their set-up) when mapped afresh
