@@ -89,3 +89,21 @@ def apply_stages(stages: list, items: list, timings: dict[str, float] | None = N
 
 def run_stages(specs: list[tuple[str, dict]], clip: dict, items: list, timings: dict[str, float] | None = None):
     return apply_stages(make_stages(specs, clip), items, timings)
+
+
+def build_worker_malloc() -> bool:
+    """In a plain worker process standing in for a build's Ray worker: glibc malloc as the embedded Ray's workers
+    start (vidrd_common.ray_session.MALLOC_ENV, applied with mallopt since this process is already running).
+    False where the C library is not glibc."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    from vidrd_common.ray_session import MALLOC_ENV
+
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    ok = libc.mallopt(m_mmap_threshold, int(MALLOC_ENV["MALLOC_MMAP_THRESHOLD_"]))
+    return bool(ok and libc.mallopt(m_trim_threshold, int(MALLOC_ENV["MALLOC_TRIM_THRESHOLD_"])))

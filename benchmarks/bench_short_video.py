@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import Timed, apply_stages, load_note, make_stages, ratio_line  # noqa: E402
+from bench_common import Timed, apply_stages, build_worker_malloc, load_note, make_stages, ratio_line  # noqa: E402
 
 SIZE, FPS = (256, 256), 8.0
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -159,6 +159,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--full", action="store_true", help="4 rounds and the captioner")
     ap.add_argument("--caption-batches", type=int, default=10)
+    ap.add_argument("--default-malloc", action="store_true", help="glibc defaults in our workers, not the build's")
     args = ap.parse_args()
     repeat = args.repeat or (4 if args.full else 2)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -172,7 +173,8 @@ def main() -> None:
     print(f"  recipe CPU stages: {', '.join(n for n, _ in recipe_specs(1)[0])} (not run: "
           f"{', '.join(recipe_specs(1)[1])})")
 
-    with ProcessPoolExecutor(args.workers) as pool:
+    # the workers allocate as a build's Ray workers do (bench_common.build_worker_malloc)
+    with ProcessPoolExecutor(args.workers, initializer=build_worker_malloc if not args.default_malloc else None) as pool:
         for mode in ("cut+encode", "recipe"):  # warm both workers: imports, stage set-up
             list(pool.map(_ours_one, [(mode, v, spans[v], args.seconds, args.clips_per_video)
                                       for v in list(spans)[:args.workers]]))
