@@ -48,3 +48,33 @@ def test_split_after_fan_out_gives_the_same_items_in_the_same_order(tmp_path, ra
     assert sum(r[3] for r in split) == 1
     spans = [it.meta["source"]["span"][0] for it in items]
     assert spans == sorted(spans)  # the video's order
+
+
+@pytest.mark.parametrize("parts", [2, 3, 4, 7])
+def test_split_parts_are_contiguous_nonempty_and_balanced_by_span_seconds(parts):
+    import random
+
+    from vidrd_data.runtime import balanced_bounds
+
+    rng = random.Random(parts)
+    for trial in range(300):
+        n = rng.randint(parts, 60)
+        weights = [rng.choice([0.2, 1.0, 2.4, 12.0]) * rng.uniform(0.5, 1.5) for _ in range(n)]
+        b = balanced_bounds(weights, parts)
+        assert b[0] == 0 and b[-1] == n and len(b) == parts + 1
+        assert all(x < y for x, y in zip(b, b[1:])), b  # every part holds at least one item, in order
+        loads = [sum(weights[x:y]) for x, y in zip(b, b[1:])]
+        if n >= 2 * parts:  # room to move each cut: no part exceeds the even share by more than one item
+            assert max(loads) <= sum(weights) / parts + max(weights) + 1e-9, (weights, b)
+
+
+def test_whole_shots_split_by_seconds_not_by_count():
+    from vidrd_data.runtime import balanced_bounds
+
+    shots = [12.0, 1.2, 1.8, 2.4, 2.0, 0.2, 4.0, 12.3, 5.2, 3.9] + [1.0] * 10  # long shots first
+    b = balanced_bounds(shots, 2)
+    halves = sum(shots[:b[1]]), sum(shots[b[1]:])
+    assert abs(halves[0] - halves[1]) <= 12.3  # within one shot of even
+    assert b[1] < 10  # by count (10 of 20) the first part would get 45 of the 55 s
+    assert balanced_bounds([None, 2.0, 1.0, 1.0], 2) == [0, 2, 4]  # an item without a span: equal weights
+    assert balanced_bounds([1.0] * 5, 2) in ([0, 2, 5], [0, 3, 5])
