@@ -92,15 +92,18 @@ def run_stages(specs: list[tuple[str, dict]], clip: dict, items: list, timings: 
 
 
 def build_worker_malloc() -> bool:
-    """In a plain worker process standing in for a build's Ray worker: glibc malloc as the embedded Ray's workers
-    start (vidrd_common.ray_session.MALLOC_ENV, applied with mallopt since this process is already running).
-    False where the C library is not glibc."""
+    """In a plain worker process standing in for a build's Ray worker: memory as the embedded Ray's workers start
+    (vidrd_common.ray_session: MALLOC_ENV applied with mallopt since this process is already running, and numpy's
+    huge-page advice off as HUGEPAGE_ENV asks). False where the C library is not glibc."""
     import ctypes
     import ctypes.util
     import platform
 
+    import numpy as np
+
     from vidrd_common.ray_session import MALLOC_ENV
 
+    np._core.multiarray._set_madvise_hugepage(False)  # what NUMPY_MADVISE_HUGEPAGE=0 does at import
     if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"))

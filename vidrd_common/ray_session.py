@@ -35,6 +35,10 @@ def user_configured_auth(env: dict[str, str] | os._Environ) -> bool:
 # kept for the next clip instead of being handed back to the kernel and faulted in afresh, page by page. By
 # default each such array is a fresh mmap: cut_segments of a 1-minute source took 2.3-2.5 s vs 1.1-1.2 s.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
+# numpy asks for transparent huge pages on arrays >= 4 MiB; the first touch of fresh memory then waits on the
+# kernel assembling 2-MiB pages: 0.03-1.5 s vs a steady 0.14 s per 300 MB of frames here; the first 3-minute
+# long-video build in a fresh process, median of 7: 13.2 vs 16.1 s (benchmarks/bench_fresh_build.py).
+HUGEPAGE_ENV = {"NUMPY_MADVISE_HUGEPAGE": "0"}
 
 
 def user_configured_malloc(env: dict[str, str] | os._Environ) -> bool:
@@ -43,15 +47,21 @@ def user_configured_malloc(env: dict[str, str] | os._Environ) -> bool:
     return any(name in env for name in MALLOC_ENV) or any(k in tunables for k in ("mmap_threshold", "trim_threshold"))
 
 
+def worker_memory_env(env: dict[str, str] | os._Environ) -> dict[str, str]:
+    """MALLOC_ENV and HUGEPAGE_ENV, less what the user set themselves."""
+    out = {} if user_configured_malloc(env) else dict(MALLOC_ENV)
+    out.update({k: v for k, v in HUGEPAGE_ENV.items() if k not in env})
+    return out
+
+
 def embedded_env(env: dict[str, str] | os._Environ) -> dict[str, str]:
     """The variables an embedded build sets: loopback-only listeners, a fresh token unless the user chose, and
-    the workers' malloc settings unless the user chose their own."""
+    the workers' memory settings (worker_memory_env) unless the user chose their own."""
     out = {LOOPBACK_VAR: "0"}
     if not user_configured_auth(env):
         out["RAY_AUTH_MODE"] = "token"
         out["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # 256 bits, never written to disk
-    if not user_configured_malloc(env):
-        out.update(MALLOC_ENV)
+    out.update(worker_memory_env(env))
     return out
 
 

@@ -91,12 +91,14 @@ def test_fresh_token_per_build_unless_user_configured():
 
 
 def test_embedded_workers_get_malloc_settings_unless_the_user_chose():
-    from vidrd_common.ray_session import MALLOC_ENV, user_configured_malloc
+    from vidrd_common.ray_session import HUGEPAGE_ENV, MALLOC_ENV, user_configured_malloc
 
-    assert {k: embedded_env({})[k] for k in MALLOC_ENV} == MALLOC_ENV
+    assert {k: embedded_env({})[k] for k in {**MALLOC_ENV, **HUGEPAGE_ENV}} == {**MALLOC_ENV, **HUGEPAGE_ENV}
     for user in ({"MALLOC_TRIM_THRESHOLD_": "0"}, {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4096"}):
         assert user_configured_malloc(user) and not set(MALLOC_ENV) & set(embedded_env(user))
+        assert embedded_env(user)["NUMPY_MADVISE_HUGEPAGE"] == "0"  # the other knob is still ours
     assert not user_configured_malloc({"MALLOC_ARENA_MAX": "2"})  # another knob: ours still apply
+    assert "NUMPY_MADVISE_HUGEPAGE" not in embedded_env({"NUMPY_MADVISE_HUGEPAGE": "1"})
 
 
 def test_an_embedded_worker_reuses_freed_clip_buffers_without_new_page_faults(ray_session):
@@ -109,7 +111,7 @@ def test_an_embedded_worker_reuses_freed_clip_buffers_without_new_page_faults(ra
     import ray
 
     @ray.remote(num_cpus=0)
-    def faults_on_second_allocation() -> tuple[str | None, int]:
+    def faults_on_second_allocation() -> tuple[tuple[str | None, str | None], int]:
         import os
         import resource
 
@@ -122,8 +124,9 @@ def test_an_embedded_worker_reuses_freed_clip_buffers_without_new_page_faults(ra
         clip()
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         clip()
-        return os.environ.get("MALLOC_MMAP_THRESHOLD_"), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        return ((os.environ.get("MALLOC_MMAP_THRESHOLD_"), os.environ.get("NUMPY_MADVISE_HUGEPAGE")),
+                resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
     setting, faults = ray.get(faults_on_second_allocation.remote())
-    assert setting is not None
+    assert None not in setting
     assert faults < 100, faults  # 50 MB is ~12,000 4-KiB pages (or ~25 huge pages and their set-up) when mapped afresh
