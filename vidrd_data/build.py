@@ -224,9 +224,13 @@ def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed
                     raise BuildError(str(exc)) from None
                 except Exception as exc:  # noqa: BLE001 - the index actor's own error (e.g. an unreadable `against`)
                     raise BuildError(f"dedup index could not start: {_root_cause(exc)}") from None
+                if report.shards:  # the build's first shard is out: nothing to hurry
+                    pool_set.launch(n + 1, ahead=True)  # the next source's models load while this one runs
 
-            def first_done(n=n) -> None:  # this source's first partition is finished: a shard is out
-                pool_set.launch(n + 1, ahead=True)  # the next source's models load while this one runs
+            def first_done(n=n) -> None:  # this source's first partition is finished
+                # Until the build's first shard is out, the next source's model imports would compete with it
+                # (demo: BLIP-2's ~1 CPU-s during the first shard's last second); after it, they load ahead.
+                pool_set.launch(n + 1, ahead=True)
 
             _run_source(p, ctx, pool_set.pools(n), output, committed, report, bar, t0, retry_failed=retry_failed,
                         max_items=max_items, verify=verify, in_flight=partitions_in_flight or max(2, cpus), cpus=cpus,

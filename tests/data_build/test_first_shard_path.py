@@ -1,6 +1,6 @@
 """What stands between the command and the first shard: the first partition's chunk tasks all start at once
-(none after the models are up, each of which would start a fresh worker process), and the next source's
-models start loading only once this source's first shard is out (their imports would compete with it)."""
+(none after the models are up, each of which would start a fresh worker process), and the second source's
+models start loading only once the build's first shard is out (their imports would compete with it)."""
 
 from __future__ import annotations
 
