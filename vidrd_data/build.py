@@ -194,7 +194,10 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
     address = ray_address if ray_address is not None else m.ray.address
     resources = init_ray(address, m.ray.num_cpus, m.ray.object_store_mb)
     for p, src in zip(plans, resolved.sources):  # a step's resources depend on the cluster: plan them now it is up
-        p.steps = plan_steps(src.stage_params(), ctx, ctx.models)
+        try:
+            p.steps = plan_steps(src.stage_params(), ctx, ctx.models)
+        except ValueError as exc:  # e.g. decoder: cuda on a cluster without a free GPU
+            raise ManifestError(f"sources.{p.name} ({Path(src.recipe_path).name}): {exc}") from None
     try:
         _stages_on_driver(plans, ctx, output)
         return _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, retry_failed=retry_failed,

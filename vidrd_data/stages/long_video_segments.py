@@ -9,7 +9,7 @@ turns a kept segment into exactly the clip spec's frames, recording the true spa
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -109,9 +109,11 @@ class CutSegments(Stage):
 
     class Params(StageParams):
         keyframes: int = Field(1, ge=1)  # frames handed to the captioner (1: the middle one; n: spread)
+        decoder: Literal["auto", "cpu", "cuda"] = "auto"  # media.gpu_decode: auto = the task's GPU if it has one
 
     requires = ("segment", "path")
     provides = ("frames", "keyframes")
+    decodes_clips = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
 
     def _window(self, item: Item) -> tuple[int, int] | str:
         """(first grid frame k0, frame count n) of the clip in the item's segment, or why there is none."""
@@ -150,18 +152,20 @@ class CutSegments(Stage):
                 out[-1] = self._finish(item, proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n], k0, n)
             else:  # over the proxy budget: decode this span again
                 pending.setdefault(item.data["path"], []).append((len(out) - 1, item, k0, n))
-        from vidrd_data.media.decode import DecodeError, decode_spans
+        from vidrd_data.media.decode import DecodeError
+        from vidrd_data.media.gpu_decode import cut_spans, task_decode_device
 
+        device = task_decode_device(self.params.get("decoder")) if pending else None
         for path, group in pending.items():
             spans = [(k0 / fps, (k0 + n) / fps) for _, _, k0, n in group]
             lengths = {n for _, _, _, n in group}
             keyframes = group[0][1].data.get("keyframe_times")
             if len(lengths) == 1:
-                results = decode_spans(path, spans, fps, self.ctx.clip_size(), frames=lengths.pop(),
-                                       keyframes=keyframes)
+                results = cut_spans(path, spans, fps, self.ctx.clip_size(), frames=lengths.pop(), keyframes=keyframes,
+                                    device=device)
             else:  # clips of different lengths (min/max_seconds): one pass each
-                results = [decode_spans(path, [sp], fps, self.ctx.clip_size(), frames=n, keyframes=keyframes)[0]
-                           for sp, (_, _, _, n) in zip(spans, group)]
+                results = [cut_spans(path, [sp], fps, self.ctx.clip_size(), frames=n, keyframes=keyframes,
+                                     device=device)[0] for sp, (_, _, _, n) in zip(spans, group)]
             for (pos, item, k0, n), res in zip(group, results):
                 if isinstance(res, DecodeError):
                     out[pos] = item.fail(self.name, f"DecodeError: {res}")

@@ -8,7 +8,8 @@ detect_shots one decoding pass at detection size: hard cuts and gradual transiti
              shot bodies clips may use.
 plan_clips   one video -> n clip items (fan-out), each with its span [start, end) in source seconds, each
              inside one shot (clip_plan); a video too short for one clip is filtered too_short.
-cut          decodes the span to exactly the clip spec's frames/fps/size (PyAV, in-process) + keyframes.
+cut          decodes the span to exactly the clip spec's frames/fps/size (PyAV in-process, or the task's GPU:
+             media.gpu_decode) + keyframes.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pydantic import Field
 from vidrd_data.clip_plan import NoRoom, Window, plan_spans
 from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item, make_key
-from vidrd_data.media.decode import DecodeError, VideoReader, decode_spans
+from vidrd_data.media.decode import DecodeError, VideoReader
+from vidrd_data.media.gpu_decode import cut_spans, task_decode_device
 from vidrd_data.media.probe import probe
 from vidrd_data.media.shots import DetectConfig, ShotFinder
 from vidrd_data.segmentation import shots_from_cuts
@@ -182,10 +184,12 @@ class Cut(Stage):
 
     class Params(StageParams):
         keyframes: list[Annotated[float, Field(ge=0, le=1)]] = Field([0.5], min_length=1)  # in the clip: 0 first, 1 last
-        threads: int = Field(1, ge=1)  # decoder threads per worker
+        threads: int = Field(1, ge=1)  # decoder threads per worker (PyAV)
+        decoder: Literal["auto", "cpu", "cuda"] = "auto"  # media.gpu_decode: auto = the task's GPU if it has one
 
     requires = ("path", "span")
     provides = ("frames", "keyframes")
+    decodes_clips = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
 
     def process_batch(self, items: list[Item]) -> list[Item]:
         """The clips of one video (plan_clips' fan-out arrives together) are cut in one decoding pass."""
@@ -195,17 +199,18 @@ class Cut(Stage):
         fps = float(self.ctx.clip["fps"])
         want = self.ctx.clip.get("frames")
         positions = self.params.get("keyframes", [0.5])
+        device = task_decode_device(self.params.get("decoder"))
+        threads = int(self.params.get("threads", 1))
         for path, group in groups.items():
             spans = [tuple(it.data["span"]) for it in group]  # popped only once cut: a retry sees them
             lengths = {int(want) if want else int(math.floor((e - s) * fps + _EPS)) for s, e in spans}
             if len(lengths) == 1:
-                results = decode_spans(path, spans, fps, tuple(self.ctx.clip["size"]), frames=lengths.pop(),
-                                       threads=int(self.params.get("threads", 1)),
-                                       keyframes=group[0].data.get("keyframe_times"))
+                results = cut_spans(path, spans, fps, tuple(self.ctx.clip["size"]), frames=lengths.pop(),
+                                    threads=threads, keyframes=group[0].data.get("keyframe_times"), device=device)
             else:  # min/max-seconds clips of different lengths: one pass each
-                results = [decode_spans(path, [sp], fps, tuple(self.ctx.clip["size"]),
-                                        threads=int(self.params.get("threads", 1)),
-                                        keyframes=it.data.get("keyframe_times"))[0] for sp, it in zip(spans, group)]
+                results = [cut_spans(path, [sp], fps, tuple(self.ctx.clip["size"]), threads=threads,
+                                     keyframes=it.data.get("keyframe_times"), device=device)[0]
+                           for sp, it in zip(spans, group)]
             for it, res in zip(group, results):
                 it.data.pop("span")
                 it.data.pop("keyframe_times", None)
