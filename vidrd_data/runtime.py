@@ -351,14 +351,14 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
 
 
 def place_gpu_decoding(steps: list[StepPlan]) -> None:
-    """Give the task steps that cut clips (stages with a `decoder` parameter) a GPU share where the running
+    """Give the task steps that decode video (stages with a `decoder` parameter) a GPU share where the running
     cluster has GPUs this source's model pools leave free (media.gpu_decode): Ray then shows the task its GPU
     and the stage decodes there. No Ray, no free GPU, or `decoder: cpu`: the steps stay CPU-only."""
     import ray
 
     from vidrd_data.media.gpu_decode import decode_gpu_share
 
-    wants = [(s, {p.get("decoder", "auto") for n, p in s.stages if getattr(get_stage(n), "decodes_clips", False)})
+    wants = [(s, {p.get("decoder", "auto") for n, p in s.stages if getattr(get_stage(n), "decodes_video", False)})
              for s in steps if not s.uses_model]
     wants = [(s, d - {"cpu"}) for s, d in wants if d - {"cpu"}]
     if not wants:

@@ -77,12 +77,12 @@ def cut_spans(path, spans: Sequence[tuple[float, float]], fps: float, size: Sequ
         try:
             return decode_spans_torchcodec(path, spans, fps, size, frames, device, max_buffer_mb)
         except Unsupported as why:
-            _warn_once(str(why), f"{path}: {why}; decoding it with PyAV")
+            warn_once(str(why), f"{path}: {why}; decoding it with PyAV")
     return decode_spans(path, spans, fps, size, frames=frames, threads=threads, keyframes=keyframes,
                         max_buffer_mb=max_buffer_mb)
 
 
-def _warn_once(key: str, message: str) -> None:
+def warn_once(key: str, message: str) -> None:
     # one line per cause and process: a corpus of rotated phone videos must not flood the log
     cause = key.split(":")[0]
     if cause not in _warned:
@@ -191,5 +191,5 @@ def decode_spans_torchcodec(path, spans: Sequence[tuple[float, float]], fps: flo
     except Exception as err:  # noqa: BLE001 - damaged data: PyAV's reader conceals a few damaged packets
         raise Unsupported(f"decode error: {str(err).splitlines()[0][:200]}") from None
     if device.startswith("cuda") and bool(getattr(dec, "cpu_fallback", False)):
-        _warn_once("cpu_fallback", f"torchcodec decoded {path} on the CPU: {dec.cpu_fallback}")
+        warn_once("cpu_fallback", f"torchcodec decoded {path} on the CPU: {dec.cpu_fallback}")
     return [errors[k] if k in errors else DecodedSpan(arrays[k], src[k]) for k in range(len(spans))]

@@ -170,6 +170,11 @@ def transition_intervals(cfg: DetectConfig, times: list[float], blend: list[bool
     return [(round(max(0.0, a), 6), round(min(duration, b), 6)) for a, b in merged if min(duration, b) > max(0.0, a)]
 
 
+def detect_height(width: int, height: int, detect_width: int) -> int:
+    """The detection picture's height: the aspect kept, even."""
+    return max(2, round(height * detect_width / width / 2) * 2)
+
+
 class ShotFinder:
     """Hard cuts + gradual transitions from frames pushed in time order (one pass, nothing kept but thumbnails
     of the last second)."""
@@ -190,9 +195,18 @@ class ShotFinder:
         if n % (self.cfg.frame_skip + 1):
             return
         if self._h is None:
-            self._h = max(2, round(frame.height * self.cfg.detect_width / frame.width / 2) * 2)
+            self._h = detect_height(frame.width, frame.height, self.cfg.detect_width)
         img = self._rf.reformat(frame, width=self.cfg.detect_width, height=self._h, format="bgr24",
                                 interpolation="AREA").to_ndarray()
+        self._detect(t, img)
+
+    def push_bgr(self, t: float, img: np.ndarray) -> None:
+        """A frame already at detection size (detect_width x detect_height, BGR uint8): the GPU path's."""
+        n, self.n = self.n, self.n + 1
+        if not n % (self.cfg.frame_skip + 1):
+            self._detect(t, img)
+
+    def _detect(self, t: float, img: np.ndarray) -> None:
         self.cuts.extend(float(c.seconds) for c in self.detector.process_frame(self._tc(t, fps=self.rate), img))
         if self.transitions is not None:
             self.transitions.push(t, cv2.resize(img, _THUMB, interpolation=cv2.INTER_AREA)[..., ::-1])

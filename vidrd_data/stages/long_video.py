@@ -74,9 +74,11 @@ class ShotDetect(Stage):
         # cluster's CPUs under Ray (1 in a plain process)
         scan_range_s: float = Field(30.0, ge=0)
         scan_parts: int | None = Field(None, ge=1)
+        decoder: Literal["auto", "cpu", "cuda"] = "auto"  # media.gpu_decode: auto = the task's GPU if it has one
 
     requires = ("path",)
     provides = ("shots", "shot_frames", "shot_frame_times")  # + proxy or keyframe_times
+    decodes_video = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)
@@ -132,6 +134,20 @@ class ShotDetect(Stage):
 
         return run
 
+    def _scan(self, path: str, duration: float):
+        """On the task's GPU in one pass where it has one and the file allows (media.gpu_scan), else PyAV."""
+        from vidrd_data.media.gpu_decode import Unsupported, task_decode_device, warn_once
+
+        device = task_decode_device(self.params.get("decoder"))
+        if device is not None:
+            from vidrd_data.media.gpu_scan import scan_on_device
+
+            try:
+                return scan_on_device(path, self.cfg, device)
+            except Unsupported as why:
+                warn_once(str(why), f"{path}: {why}; scanning it with PyAV")
+        return scan_video(path, self.cfg, self._ranges(path, duration), self._remote_parts(path))
+
     def process(self, item: Item) -> list[Item]:
         from vidrd_data.media.probe import probe
         from vidrd_data.stages.common import picture_size_rule
@@ -140,8 +156,7 @@ class ShotDetect(Stage):
         ruled = picture_size_rule(info.width, info.height, self.params, item.input_id)
         if ruled:
             return [item.filter(self.name, ruled)]
-        res = scan_video(item.data["path"], self.cfg, self._ranges(item.data["path"], info.duration),
-                         self._remote_parts(item.data["path"]))
+        res = self._scan(item.data["path"], info.duration)
         fps = float(self.ctx.clip["fps"])
         shortest = self.ctx.clip_length_bounds()[0]
         if grid_frames(0.0, res.duration, fps) < math.ceil(shortest * fps - _EPS):

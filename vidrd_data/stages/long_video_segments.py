@@ -113,7 +113,7 @@ class CutSegments(Stage):
 
     requires = ("segment", "path")
     provides = ("frames", "keyframes")
-    decodes_clips = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
+    decodes_video = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
 
     def _window(self, item: Item) -> tuple[int, int] | str:
         """(first grid frame k0, frame count n) of the clip in the item's segment, or why there is none."""

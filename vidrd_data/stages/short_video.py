@@ -23,7 +23,8 @@ from vidrd_data.clip_plan import NoRoom, Window, plan_spans
 from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item, make_key
 from vidrd_data.media.decode import DecodeError, VideoReader
-from vidrd_data.media.gpu_decode import cut_spans, task_decode_device
+from vidrd_data.media.gpu_decode import Unsupported, cut_spans, task_decode_device, warn_once
+from vidrd_data.media.gpu_scan import detect_shots_on_device
 from vidrd_data.media.probe import probe
 from vidrd_data.media.shots import DetectConfig, ShotFinder
 from vidrd_data.segmentation import shots_from_cuts
@@ -143,27 +144,36 @@ class DetectShots(Stage):
         transition_max_residual: float = Field(0.35, gt=0)
         transition_min_s: float = Field(0.2, gt=0)
         transition_pad_s: float = Field(0.6, ge=0)
-        threads: int = Field(1, ge=1)  # decoder threads per worker
+        threads: int = Field(1, ge=1)  # decoder threads per worker (PyAV)
+        decoder: Literal["auto", "cpu", "cuda"] = "auto"  # media.gpu_decode: auto = the task's GPU if it has one
 
     requires = ("path", "meta.probe")
     provides = ("shot_spans",)
+    decodes_video = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
 
     def process(self, item: Item) -> list[Item]:
         import av
 
         cfg = DetectConfig(**{k: v for k, v in self.params.items() if k in DetectConfig.__dataclass_fields__})
-        reader = VideoReader(item.data["path"], threads=int(self.params.get("threads", 1)))
-        finder = ShotFinder(cfg, 1.0 / reader.frame_step)
-        stopped = None
-        end = 0.0
-        try:
-            for t, frame in reader.frames():
-                finder.push(t, frame)
-                end = max(end, t + reader.frame_step)
-        except (av.FFmpegError, DecodeError) as err:  # damaged tail: the shots end where decoding did
-            stopped = f"decoding stopped at {end:.2f} s: {err}"
-        finally:
-            reader.close()
+        stopped, finder = None, None
+        device = task_decode_device(self.params.get("decoder"))
+        if device is not None:  # the task's GPU (media.gpu_scan); what it cannot decode goes to PyAV below
+            try:
+                finder, end = detect_shots_on_device(item.data["path"], cfg, device)
+            except Unsupported as why:
+                warn_once(str(why), f"{item.data['path']}: {why}; detecting shots with PyAV")
+        if finder is None:
+            reader = VideoReader(item.data["path"], threads=int(self.params.get("threads", 1)))
+            finder = ShotFinder(cfg, 1.0 / reader.frame_step)
+            end = 0.0
+            try:
+                for t, frame in reader.frames():
+                    finder.push(t, frame)
+                    end = max(end, t + reader.frame_step)
+            except (av.FFmpegError, DecodeError) as err:  # damaged tail: the shots end where decoding did
+                stopped = f"decoding stopped at {end:.2f} s: {err}"
+            finally:
+                reader.close()
         usable = float(item.meta["probe"]["usable_duration"])
         duration = min(end, usable) if end > 0 else usable
         cuts, transitions = finder.finish(duration)
@@ -189,7 +199,7 @@ class Cut(Stage):
 
     requires = ("path", "span")
     provides = ("frames", "keyframes")
-    decodes_clips = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
+    decodes_video = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
 
     def process_batch(self, items: list[Item]) -> list[Item]:
         """The clips of one video (plan_clips' fan-out arrives together) are cut in one decoding pass."""
