@@ -1,13 +1,15 @@
-"""Clip decoding with and without the GPU path: PyAV (CPU) vs torchcodec on the GPU (media.gpu_decode).
+"""Decoding with and without the GPU path: PyAV (CPU) vs torchcodec on the GPU (media.gpu_decode, gpu_scan).
 
-  python benchmarks/bench_gpu_decode.py [--repeats 3] [--clips-per-video 6] [--device cuda|cpu]
+  python benchmarks/bench_gpu_decode.py [--repeats 3] [--clips-per-video 6] [--device cuda|cpu] [--long-minutes 1]
 
 The short-video bench's inputs and spans (the real offline videos, the recipe's planned 2-s clips at 256x256,
 8 fps), cut the way the `cut` stage does: PyAV (`decoder: cpu`) vs `cut_spans(device=...)` (what `decoder:
 auto` takes in a task Ray gave a GPU share), interleaved rounds in this one process, plus the same with
 the clips encoded (libx264 veryfast crf 20). `--device` defaults to cuda where torch sees a GPU; on a CPU-only
 machine it runs torchcodec's CPU decoder through the same code, for the record only (files the torchcodec path
-hands to PyAV, e.g. AVI, count on both sides). Prints clips/s and `RATIO` lines (no target: a record).
+hands to PyAV, e.g. AVI, count on both sides). Then the long-video scan (shot detection, embedding samples,
+proxy: `scan_video` one pass vs `scan_on_device`) on the long-video bench's 640x360 source. Prints clips/s,
+source seconds/s and `RATIO` lines (no target: a record).
 """
 
 from __future__ import annotations
@@ -35,12 +37,22 @@ def cut_all(spans: dict, seconds: float, device: str | None, encode: bool) -> in
     return n
 
 
+def scan_long(video: Path, device: str | None) -> float:
+    from vidrd_data.media.gpu_scan import scan_on_device
+    from vidrd_data.media.scan import ScanConfig, scan_video
+
+    cfg = ScanConfig(clip_fps=25.0, clip_size=(256, 256))
+    res = scan_video(str(video), cfg) if device is None else scan_on_device(str(video), cfg, device)
+    return res.duration
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--clips-per-video", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--device", default=None, help="torch device of the torchcodec path (default: cuda if present)")
+    ap.add_argument("--long-minutes", type=float, default=1.0, help="long-video scan source (0: skip)")
     args = ap.parse_args()
     import torch
 
@@ -62,6 +74,20 @@ def main() -> None:
     print(ratio_line(f"clip decoding, torchcodec on {device} vs PyAV", runs[f"torchcodec-{device}"], runs["pyav"], None))
     print(ratio_line(f"clip decoding + encode, torchcodec on {device} vs PyAV", runs[f"torchcodec-{device}+encode"],
                      runs["pyav+encode"], None))
+    if args.long_minutes:
+        import tempfile
+
+        from bench_long_video import make_input
+
+        with tempfile.TemporaryDirectory() as tmp:
+            video = make_input(Path(tmp), args.long_minutes)
+            scan_long(video, device)  # warm-up
+            runs = interleave({"scan pyav": lambda: scan_long(video, None),
+                               f"scan torchcodec-{device}": lambda: scan_long(video, device)}, args.repeats)
+        for name, t in runs.items():
+            print(f"  {name}: {t.extra[-1] / t.median:.1f} source s/s (median {t.median:.2f} s)")
+        print(ratio_line(f"long-video scan, torchcodec on {device} vs PyAV (one pass each)",
+                         runs[f"scan torchcodec-{device}"], runs["scan pyav"], None))
 
 
 if __name__ == "__main__":
