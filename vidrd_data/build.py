@@ -22,6 +22,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 from vidrd_data import __version__
+from vidrd_data.cluster import fit_gpus
 from vidrd_data.items import FAILED
 from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
 from vidrd_data.operator_errors import OutputUnwritable, output_unwritable
@@ -134,6 +135,9 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
     nodes = node_table()  # node:IP resource keys undercount: several nodes may share an IP
     out(f"  ray      {address or 'embedded'}: {resources.get('CPU', 0):g} CPU, {resources.get('GPU', 0):g} GPU, "
         f"{len(nodes)} node(s)")
+    gpu_line = _gpu_summary([s for p in plans for s in p.steps], resources.get("GPU", 0))
+    if gpu_line:
+        out(gpu_line)
     if removed:
         out(f"  resume   removed {len(removed)} leftover file(s) of uncommitted shards (they are rebuilt)")
     for p in plans:
@@ -151,6 +155,17 @@ def print_plan(resolved: ResolvedManifest, plans: list[SourcePlan], resources: d
                 raise ManifestError(f"stage {names} needs {s.resources.num_gpus:g} GPU / {s.resources.num_cpus:g} CPU "
                                     f"per worker, more than embedded Ray has: run it on a cluster with such a node "
                                     f"(--ray-address) or set the model's device: cpu")
+
+
+def _gpu_summary(steps: list[StepPlan], gpus: float) -> str | None:
+    """How the plan shares the GPUs (cluster.fit_gpus), or None without GPUs."""
+    if not gpus:
+        return None
+    model = [s.resources.num_gpus for s in steps if s.uses_model and s.resources.num_gpus]
+    decode = max((s.resources.num_gpus for s in steps if not s.uses_model), default=0.0)
+    models = f"model actors {min(model):.3g} GPU each" if model else "no model actor on a GPU"
+    decoding = f"video decoded on GPUs ({decode:.4g} GPU per task)" if decode else "video decoded on the CPU"
+    return f"  gpus     {gpus:g}: {models}; {decoding}"
 
 
 def build(manifest_path: str | Path, *, ray_address: str | None = None, resume: bool = True,
@@ -194,10 +209,11 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
     address = ray_address if ray_address is not None else m.ray.address
     resources = init_ray(address, m.ray.num_cpus, m.ray.object_store_mb)
     for p, src in zip(plans, resolved.sources):  # a step's resources depend on the cluster: plan them now it is up
-        try:
-            p.steps = plan_steps(src.stage_params(), ctx, ctx.models)
-        except ValueError as exc:  # e.g. decoder: cuda on a cluster without a free GPU
-            raise ManifestError(f"sources.{p.name} ({Path(src.recipe_path).name}): {exc}") from None
+        p.steps = plan_steps(src.stage_params(), ctx, ctx.models)
+    try:
+        fit_gpus([p.steps for p in plans], resources.get("GPU", 0.0), resources.get("CPU", 0.0))
+    except ValueError as exc:  # decoder: cuda without a free GPU
+        raise ManifestError(str(exc)) from None
     try:
         _stages_on_driver(plans, ctx, output)
         return _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, retry_failed=retry_failed,

@@ -346,37 +346,7 @@ def plan_steps(specs: list[tuple[str, dict]], ctx: StageContext, models: dict[st
                                        max(prev.resources.memory_mb or 0, res.memory_mb or 0) or None)
         else:
             steps.append(StepPlan([(name, params)], False, res, int(params.get("batch_size", 0))))
-    place_gpu_decoding(steps)
     return steps
-
-
-def place_gpu_decoding(steps: list[StepPlan]) -> None:
-    """Give the task steps that decode video (stages with a `decoder` parameter) a GPU share where the running
-    cluster has GPUs this source's model pools leave free (media.gpu_decode): Ray then shows the task its GPU
-    and the stage decodes there. No Ray, no free GPU, or `decoder: cpu`: the steps stay CPU-only."""
-    import ray
-
-    from vidrd_data.media.gpu_decode import decode_gpu_share
-
-    wants = [(s, {p.get("decoder", "auto") for n, p in s.stages if getattr(get_stage(n), "decodes_video", False)})
-             for s in steps if not s.uses_model]
-    wants = [(s, d - {"cpu"}) for s, d in wants if d - {"cpu"}]
-    if not wants:
-        return
-    share = 0.0
-    if ray.is_initialized():
-        total = ray.cluster_resources()
-        model_gpus = sum(s.resources.num_gpus * s.pool_size for s in steps if s.uses_model)
-        share = decode_gpu_share(total.get("GPU", 0.0), total.get("CPU", 0.0), model_gpus)
-    for step, decoders in wants:
-        if share:
-            r = step.resources
-            step.resources = Resources(r.num_cpus, max(r.num_gpus, share), r.memory_mb)
-        elif "cuda" in decoders and ray.is_initialized():
-            names = " + ".join(n for n, _ in step.stages)
-            raise ValueError(f"stage {names}: decoder: cuda, but the cluster has no GPU its model pools leave free "
-                             f"(GPUs: {ray.cluster_resources().get('GPU', 0):g}); use decoder: auto or cpu, or put "
-                             f"the models on cpu")
 
 
 def task_resources(steps: list[StepPlan]) -> dict[str, Any]:

@@ -149,10 +149,14 @@ class LocalCluster:
             raise
         return c
 
-    def add_node(self, num_cpus: int = 1, timeout: float = 60, resources: str | None = None) -> int:
+    def add_node(self, num_cpus: int = 1, timeout: float = 60, resources: str | None = None, num_gpus: int = 0) -> int:
+        """A worker node; `num_gpus` declares GPUs Ray schedules by (none need exist: model code still checks
+        torch.cuda and runs on the CPU), which is how GPU placement and sharing are tested without one."""
         args = [f"--address={self.address}", "--node-ip-address=127.0.0.1"]
         if resources:
             args.append(f"--resources={resources}")
+        if num_gpus:
+            args.append(f"--num-gpus={num_gpus}")
         self._launch(args, num_cpus, timeout)
         return len(self.nodes) - 1
 

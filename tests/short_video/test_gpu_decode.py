@@ -127,37 +127,67 @@ def test_decode_gpu_share():
     assert decode_gpu_share(1.5, 4, 1) == 0.0  # half a GPU left beside a model: not used
 
 
-def _plan(monkeypatch, gpus: float, cpus: float, decoder: str | None, model_device: str = "auto"):
-    import ray
-
+def _plan(gpus: float, cpus: float, decoder: str | None, model_device: str = "auto", sources: int = 1):
+    """The steps of `sources` copies of a cut -> encode -> BLIP-2 recipe on a cluster of `gpus` / `cpus`, as a build
+    plans them once Ray is up (model actors then ask for a GPU where the cluster has one)."""
+    from vidrd_data.cluster import fit_gpus
     from vidrd_data.runtime import plan_steps
     from vidrd_data.stages.base import StageContext
 
-    monkeypatch.setattr(ray, "is_initialized", lambda: True)
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"GPU": gpus, "CPU": cpus})
-    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": {"CPU": cpus, "GPU": gpus}}])
-    models = {"blip2": {"device": model_device, "path": "x"}}
+    models = {"blip2": {"device": model_device, "path": "x"}, "clip": {"device": model_device, "path": "y"}}
     ctx = StageContext(clip={"fps": 8.0, "size": [64, 64], "frames": 8}, models=models)
     cut = {} if decoder is None else {"decoder": decoder}
-    specs = [("cut", cut), ("encode", {}), ("caption_blip2", {"model": "blip2"})]
-    return plan_steps(specs, ctx, models)
+    lists = []
+    for k in range(sources):
+        specs = [("cut", cut), ("encode", {}), ("caption_blip2", {"model": "blip2", "max_new_tokens": 4 + k})]
+        lists.append(plan_steps(specs, ctx, models))
+    fit_gpus(lists, gpus, cpus)
+    return lists
 
 
-def test_plan_gives_cut_steps_a_share_only_of_free_gpus(monkeypatch):
+@pytest.fixture
+def fake_cluster(monkeypatch):
+    """ray.is_initialized / cluster_resources / nodes answering for a cluster of the test's making."""
+    import ray
+
+    size = {"GPU": 0.0, "CPU": 2.0}
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: dict(size))
+    monkeypatch.setattr(ray, "nodes", lambda: [{"Alive": True, "Resources": dict(size)}])
+    return size
+
+
+def _sized(fake_cluster, gpus, cpus):
+    fake_cluster.update(GPU=float(gpus), CPU=float(cpus))
+    return gpus, cpus
+
+
+def test_plan_gives_decoding_a_share_only_of_gpus_the_models_leave(fake_cluster):
     from vidrd_data.runtime import task_resources
 
-    steps = _plan(monkeypatch, 0, 2, None)  # CPU-only: unchanged
+    (steps,) = _plan(*_sized(fake_cluster, 0, 2), None)  # CPU-only: unchanged
     assert steps[0].resources.num_gpus == 0 and "num_gpus" not in task_resources(steps)
-    steps = _plan(monkeypatch, 1, 16, None)  # one GPU, held by the captioner's actor
+    (steps,) = _plan(*_sized(fake_cluster, 1, 16), None)  # one GPU, held by the captioner's actor
     assert steps[1].uses_model and steps[1].resources.num_gpus == 1 and steps[0].resources.num_gpus == 0
-    steps = _plan(monkeypatch, 4, 16, None)  # three left: each of 16 CPU slots may decode on one
+    (steps,) = _plan(*_sized(fake_cluster, 4, 16), None)  # three left: each of 16 CPU slots may decode on one
     assert steps[0].resources.num_gpus == pytest.approx(3 / 16) and task_resources(steps)["num_gpus"] == 3 / 16
-    steps = _plan(monkeypatch, 1, 16, None, model_device="cpu")  # the model on CPU leaves the GPU to decoding
-    assert steps[0].resources.num_gpus == 0.0625
-    steps = _plan(monkeypatch, 4, 16, "cpu")
+    (steps,) = _plan(*_sized(fake_cluster, 1, 16), None, model_device="cpu")  # the GPU left to decoding
+    assert steps[1].resources.num_gpus == 0 and steps[0].resources.num_gpus == 0.0625
+    (steps,) = _plan(*_sized(fake_cluster, 4, 16), "cpu")
     assert steps[0].resources.num_gpus == 0
-    with pytest.raises(ValueError, match="decoder: cuda, but the cluster has no GPU"):
-        _plan(monkeypatch, 1, 16, "cuda")
+    with pytest.raises(ValueError, match="decoder: cuda, but no whole GPU is free"):
+        _plan(*_sized(fake_cluster, 1, 16), "cuda")
+
+
+def test_model_actors_share_the_gpus_instead_of_waiting_for_them(fake_cluster):
+    """Three distinct GPU pools (three sources' captioners) on one GPU: a third each, so all can be alive at once;
+    on two GPUs half each (two on one GPU, one on the other); enough GPUs: one each."""
+    for gpus, share in [(1, 1 / 3), (2, 0.5), (3, 1.0), (8, 1.0)]:
+        lists = _plan(*_sized(fake_cluster, gpus, 16), "cpu", sources=3)
+        shares = [s.resources.num_gpus for steps in lists for s in steps if s.uses_model]
+        assert shares == [pytest.approx(share)] * 3, gpus
+    lists = _plan(*_sized(fake_cluster, 1, 16), None, sources=1)  # one actor, one GPU: whole, nothing for decoding
+    assert [s.resources.num_gpus for s in lists[0]] == [0.0, 1.0]
 
 
 @pytest.mark.timeout(120)
@@ -168,11 +198,13 @@ def test_ray_task_with_a_gpu_share_decodes_there(sv_media, tmp_path):
         import json, os, ray, numpy as np
         from vidrd_data.items import Item
         from vidrd_data.media.decode import decode_spans
+        from vidrd_data.cluster import fit_gpus
         from vidrd_data.runtime import plan_steps, task_resources
         from vidrd_data.stages.base import StageContext, get_stage
         ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
         ctx = StageContext(clip={{"fps": 8.0, "size": [64, 64], "frames": 8}})
         steps = plan_steps([("cut", {{}})], ctx, {{}})
+        fit_gpus([steps], 1.0, 2.0)
         def run():
             import torch
             from vidrd_data.media.gpu_decode import task_decode_device
