@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from vidrd_data import __version__
+from vidrd_data import __version__, scratch
 from vidrd_data.cluster import fit_gpus
 from vidrd_data.items import FAILED
 from vidrd_data.manifest import ManifestError, ResolvedManifest, load_manifest
@@ -221,6 +221,7 @@ def _build_locked(resolved, plans, ctx, output, t0, *, ray_address, resume, retr
                             partitions_in_flight=partitions_in_flight, keep_models=keep_models)
     finally:
         release_driver_indexes()  # build-scoped shared state ends with the build
+        scratch.remove_run(ctx.run_id)  # what a killed task left of its scratch files on this machine
 
 
 def _run_sources(resolved, plans, ctx, output, t0, resources, removed, committed, address, *, retry_failed, max_items,

@@ -100,8 +100,15 @@ def run_stages(blobs: list[bytes], steps: list["StepPlan"], ctx: StageContext, p
 
     Where a chunk of one input fans out (a long video into its segments, a short one into its clips), the rest
     of the recipe runs on those in parallel: parts go to sibling tasks, the first stays here (intra-video
-    parallelism); their items come back in the same order whatever finishes first."""
-    return pack(_run_steps(unpack(blobs), steps, ctx, pools, chunk_no, build_id, split_at_fan_out))
+    parallelism); their items come back in the same order whatever finishes first. Scratch files its stages
+    made (a long video's proxy file) are removed when it returns: its siblings have finished by then."""
+    from vidrd_data import scratch
+
+    since = scratch.mark()
+    try:
+        return pack(_run_steps(unpack(blobs), steps, ctx, pools, chunk_no, build_id, split_at_fan_out))
+    finally:
+        scratch.release(since)
 
 
 def _run_steps(items: list[Item], steps: list["StepPlan"], ctx: StageContext, pools: dict[int, list],

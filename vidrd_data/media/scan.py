@@ -14,6 +14,8 @@ the clock of `vidrd_data.media.decode` (whose reader this pass uses), so its dec
 from __future__ import annotations
 
 import io
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from vidrd_data.media.decode import RgbScaler, cover_crop_size
+from vidrd_data.media.proxy_file import FrameFile, ProxyFrames, ProxyPiece, current_node
 from vidrd_data.media.shots import DetectConfig, ShotFinder, transition_intervals
 
 
@@ -44,9 +47,9 @@ class GridSampler:
     `start`: the first grid index it emits (a time range of the video scanned on its own)."""
 
     def __init__(self, rate: float, convert: Callable[[av.VideoFrame], Any], limit: int | None = None,
-                 start: int = 0):
+                 start: int = 0, samples: Any = None):
         self.rate, self.convert, self.limit, self.start = rate, convert, limit, start
-        self.samples: list[Any] = []
+        self.samples: Any = [] if samples is None else samples  # a list, or list-like (media.proxy_file.FrameFile)
         self._prev: av.VideoFrame | None = None
         self.overflow = False
 
@@ -83,7 +86,9 @@ class ScanConfig(DetectConfig):  # detection settings (cuts, transitions): vidrd
     embed_size: int = 224
     clip_fps: float | None = None  # proxy clip frames (None: keep none)
     clip_size: tuple[int, int] | None = None
-    proxy_max_mb: float = 64.0
+    proxy_max_mb: float = 64.0  # clip frames up to this travel with the item (in memory)
+    # larger (up to this): kept in a file on the scanning node's disk (media.proxy_file), given a scratch folder
+    proxy_file_max_mb: float = 2048.0
     # caps per video (docs/security.md): memory and time must follow the data, never a claimed duration
     max_video_seconds: float = 4 * 3600.0  # longer (header or timestamps): filtered too_long
     max_gap_s: float = 60.0  # a jump between consecutive frame timestamps larger than this: corrupt
@@ -100,6 +105,7 @@ class ScanResult:
     embed_jpegs: list[bytes]  # grid k -> k / embed_fps
     embed_fps: float
     proxy: np.ndarray | None  # (K, h, w, 3) at clip_fps; grid k -> k / clip_fps; None when over budget
+    proxy_file: ProxyFrames | None = None  # the same frames on disk (over proxy_max_mb, within proxy_file_max_mb)
     info: dict[str, Any] = field(default_factory=dict)
     keyframes: list[float] = field(default_factory=list)  # keyframe times: where cutting may seek
     transitions: list[tuple[float, float]] = field(default_factory=list)  # gradual transitions [start, end)
@@ -151,6 +157,7 @@ class ScanPart:
     ended: bool  # the data ended inside this range (it is the video's last)
     errors: int
     rotation: int
+    proxy_piece: ProxyPiece | None = None  # this range's proxy frames in a file (ScanHeader.proxy_dir)
 
 
 @dataclass
@@ -162,9 +169,13 @@ class ScanHeader:
     header_frames: int | None
     header_duration: float | None
     proxy_limit: int | None  # proxy frames kept at most (None: no proxy)
+    proxy_dir: str | None = None  # set: the proxy goes to files in this folder (at most proxy_limit frames)
+    proxy_node: str | None = None  # ... written only by ranges scanned on this node (others: no proxy)
 
 
-def read_header(reader, cfg: ScanConfig, path: str) -> ScanHeader:
+def read_header(reader, cfg: ScanConfig, path: str, scratch: str | os.PathLike | None = None) -> ScanHeader:
+    """The header's facts and the proxy's budget: in memory within proxy_max_mb; else, given a `scratch` folder,
+    in files within proxy_file_max_mb (and half the folder's free disk); else none (clips decoded again)."""
     from vidrd_data.item_guard import LimitExceeded
 
     stream = reader.stream
@@ -174,13 +185,20 @@ def read_header(reader, cfg: ScanConfig, path: str) -> ScanHeader:
     if claimed > cfg.max_video_seconds:
         raise LimitExceeded(f"too_long: {Path(path).name} claims {claimed:.0f} s > max_video_seconds "
                             f"{cfg.max_video_seconds:g}")
-    limit = None
+    limit, proxy_dir = None, None
     if cfg.clip_fps and cfg.clip_size:
         w, h = cfg.clip_size
-        if (header_duration or 0) * cfg.clip_fps * w * h * 3 / 2**20 <= cfg.proxy_max_mb:
-            limit = int(cfg.proxy_max_mb * 2**20 // (w * h * 3))  # a lying header cannot blow the budget
+        frame_mb = w * h * 3 / 2**20
+        need_mb = (header_duration or 0) * cfg.clip_fps * frame_mb
+        if need_mb <= cfg.proxy_max_mb:
+            limit = int(cfg.proxy_max_mb // frame_mb)  # a lying header cannot blow the budget
+        elif scratch is not None and header_duration and need_mb <= cfg.proxy_file_max_mb:
+            budget = min(cfg.proxy_file_max_mb, shutil.disk_usage(scratch).free / 2**20 / 2)
+            if need_mb <= budget:
+                limit, proxy_dir = int(budget // frame_mb), str(scratch)
     return ScanHeader(rate=float(avg or 25), avg_fps=float(avg) if avg else None,
-                      header_frames=int(stream.frames) or None, header_duration=header_duration, proxy_limit=limit)
+                      header_frames=int(stream.frames) or None, header_duration=header_duration, proxy_limit=limit,
+                      proxy_dir=proxy_dir, proxy_node=current_node() if proxy_dir else None)
 
 
 def _grid_index(t: float, rate: float) -> int:
@@ -207,11 +225,14 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
     # the samplers run on past hi: if the data ends before `stop`, this range owns everything to the end
     embed = GridSampler(cfg.embed_fps, lambda f: _jpeg(f, cfg.embed_size, embed_rf, reader),
                         start=_grid_index(rng.lo, cfg.embed_fps))
-    proxy = None
-    if head.proxy_limit is not None:
+    proxy, frame_file = None, None
+    if head.proxy_limit is not None and (head.proxy_dir is None or head.proxy_node == current_node()):
         w, h = cfg.clip_size
+        if head.proxy_dir is not None:  # a range scanned on another node keeps none: its clips decode again
+            frame_file = FrameFile(Path(head.proxy_dir) / f"{_grid_index(rng.lo, cfg.clip_fps)}.u8", (h, w, 3),
+                                   head.proxy_node)
         proxy = GridSampler(cfg.clip_fps, lambda f: _array(f, (w, h), proxy_rf, reader), limit=head.proxy_limit,
-                            start=_grid_index(rng.lo, cfg.clip_fps))
+                            start=_grid_index(rng.lo, cfg.clip_fps), samples=frame_file)
     ended = True
     try:
         if not first:
@@ -240,7 +261,13 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
             if frame.key_frame:
                 keys.append(round(t, 6))
     except av.FFmpegError as err:
+        if frame_file is not None:
+            frame_file.discard()
         raise DecodeError(f"decoding {Path(path).name} failed after {max(last_t, 0):.2f} s: {err}") from None
+    except BaseException:
+        if frame_file is not None:
+            frame_file.discard()
+        raise
     finally:
         reader.close()
     if n == 0 and first:
@@ -255,16 +282,23 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
             sampler.finish(min(end_t, hi))
             if hi < np.inf:  # what lies past hi is the next range's
                 del sampler.samples[max(0, _grid_index(hi, sampler.rate) - sampler.start):]
+    piece = None
+    if frame_file is not None:
+        if proxy.overflow:
+            frame_file.discard()
+        else:
+            piece = frame_file.close()
     tf = finder.transitions
     keep = [i for i, t in enumerate(tf.times) if rng.lo <= t < hi] if tf is not None else []
     return ScanPart(cuts=[c for c in finder.cuts if rng.lo <= c < hi],
                     judged=([tf.times[i] for i in keep], [tf.blend[i] for i in keep], [tf.dark[i] for i in keep])
                     if tf is not None else ([], [], []),
-                    embed=embed.samples, proxy=None if proxy is None else proxy.samples,
-                    proxy_overflow=bool(proxy is not None and proxy.overflow),
+                    embed=embed.samples, proxy=None if proxy is None or frame_file is not None else proxy.samples,
+                    proxy_overflow=bool(proxy is not None and proxy.overflow)
+                    or (head.proxy_limit is not None and proxy is None),
                     keyframes=[k for k in keys if rng.lo <= k < hi], decoded=after_lo - (0 if ended else after_hi),
                     first_t=first_t, last_t=end_t, ended=ended, errors=reader.errors,
-                    rotation=reader.rotation or 0)
+                    rotation=reader.rotation or 0, proxy_piece=piece)
 
 
 def merge_scan_parts(parts: list[ScanPart], cfg: ScanConfig, head: ScanHeader) -> ScanResult:
@@ -278,15 +312,23 @@ def merge_scan_parts(parts: list[ScanPart], cfg: ScanConfig, head: ScanHeader) -
     if cfg.transitions and times:
         transitions = transition_intervals(cfg, times, [b for p in parts for b in p.judged[1]],
                                            [d for p in parts for d in p.judged[2]], duration, cuts)
-    proxy_arr, overflow = None, any(p.proxy_overflow for p in parts)
-    frames = [f for p in parts for f in (p.proxy or [])]
-    if head.proxy_limit is not None and len(frames) > head.proxy_limit:
-        overflow = True
-    if head.proxy_limit is not None and not overflow and frames:
-        proxy_arr = np.stack(frames)
+    proxy_arr, proxy_file, overflow = None, None, any(p.proxy_overflow for p in parts)
+    if head.proxy_dir is not None:
+        pieces = tuple(p.proxy_piece for p in parts)
+        if not overflow and all(pieces) and sum(x.count for x in pieces) <= head.proxy_limit:
+            proxy_file = ProxyFrames(pieces) if sum(x.count for x in pieces) else None
+        else:
+            overflow = True
+    else:
+        frames = [f for p in parts for f in (p.proxy or [])]
+        if head.proxy_limit is not None and len(frames) > head.proxy_limit:
+            overflow = True
+        if head.proxy_limit is not None and not overflow and frames:
+            proxy_arr = np.stack(frames)
     return ScanResult(duration=duration, cuts=cuts, decoded_frames=sum(p.decoded for p in parts),
                       header_frames=head.header_frames, header_duration=head.header_duration, avg_fps=head.avg_fps,
                       embed_jpegs=[j for p in parts for j in p.embed], embed_fps=cfg.embed_fps, proxy=proxy_arr,
+                      proxy_file=proxy_file,
                       info={"proxy_over_budget": bool(head.proxy_limit is not None and overflow),
                             "damaged_packets": sum(p.errors for p in parts), "rotation": parts[0].rotation,
                             "ranges": len(parts)},
@@ -325,15 +367,17 @@ def plan_ranges(cfg: ScanConfig, duration: float, keyframes: Sequence[float], pa
 
 
 def scan_video(path: str, cfg: ScanConfig, ranges: list[ScanRange] | None = None,
-               run_parts: Callable[[list[ScanRange], ScanHeader], list[ScanPart]] | None = None) -> ScanResult:
+               run_parts: Callable[[list[ScanRange], ScanHeader], list[ScanPart]] | None = None,
+               scratch: str | os.PathLike | None = None) -> ScanResult:
     """Decode once: cuts, transitions, embedding samples, the proxy. With `ranges` (plan_ranges), each range
     is a pass of its own, run by `run_parts` (default: one after another here; a build runs them as Ray
-    tasks), and the parts are joined as one pass would have seen them."""
+    tasks), and the parts are joined as one pass would have seen them. `scratch`: a private folder for this
+    video's proxy file (over proxy_max_mb); its owner removes it once the clips are cut."""
     from vidrd_data.media.decode import VideoReader
 
     reader = VideoReader(path, threads=1)
     try:
-        head = read_header(reader, cfg, path)
+        head = read_header(reader, cfg, path, scratch)
         if not reader.seeks:  # MPEG-PS, FLV…: a range could not start at its keyframe
             ranges = None
     finally:

@@ -31,7 +31,7 @@ class ShotDetect(Stage):
 
     _SCAN_KEYS = ("detector", "threshold", "adaptive_threshold", "min_content_val", "window_width",
                   "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
-                  "proxy_max_mb", "transitions", "transition_window_s", "transition_min_change",
+                  "proxy_max_mb", "proxy_file_max_mb", "transitions", "transition_window_s", "transition_min_change",
                   "transition_max_residual", "transition_min_s", "transition_pad_s", "max_video_seconds",
                   "max_gap_s")
 
@@ -49,6 +49,7 @@ class ShotDetect(Stage):
         embed_fps: float | None = Field(None, gt=0)
         embed_size: int | None = Field(None, ge=16)
         proxy_max_mb: float | None = Field(None, ge=0)
+        proxy_file_max_mb: float | None = Field(None, ge=0)  # over proxy_max_mb: clip frames in a local file (0: off)
         # gradual transitions (dissolves, fades): vidrd_data.media.shots
         transitions: bool | None = None
         transition_window_s: float | None = Field(None, gt=0)
@@ -146,7 +147,18 @@ class ShotDetect(Stage):
                 return scan_on_device(path, self.cfg, device)
             except Unsupported as why:
                 warn_once(str(why), f"{path}: {why}; scanning it with PyAV")
-        return scan_video(path, self.cfg, self._ranges(path, duration), self._remote_parts(path))
+        return scan_video(path, self.cfg, self._ranges(path, duration), self._remote_parts(path), self._scratch())
+
+    def _scratch(self):
+        """A private folder for this video's proxy file, under Ray only: the chunk task that made it removes it
+        when its clips are cut (vidrd_data.scratch); a plain process keeps the frames in memory or decodes again."""
+        import ray
+
+        if not ray.is_initialized() or not self.cfg.proxy_file_max_mb:
+            return None
+        from vidrd_data.scratch import new_dir
+
+        return new_dir(self.ctx.run_id)
 
     def process(self, item: Item) -> list[Item]:
         from vidrd_data.media.probe import probe
@@ -184,6 +196,8 @@ class ShotDetect(Stage):
             item.data["proxy"] = {"frames": res.proxy, "fps": self.cfg.clip_fps, "offset": 0}
         else:  # its clips are decoded again: where the decoder may seek (continuing is cheaper across no keyframe)
             item.data["keyframe_times"] = res.keyframes
+            if res.proxy_file is not None:  # ... unless the task that cuts them can read the proxy's file
+                item.data["proxy"] = {"file": res.proxy_file, "fps": self.cfg.clip_fps, "offset": 0}
         item.meta.setdefault("source", {})["duration"] = round(res.duration, 3)
         rotation = int(res.info.get("rotation") or 0)
         w, h = (info.height, info.width) if rotation in (90, 270) else (info.width, info.height)  # as displayed
@@ -198,7 +212,7 @@ class ShotDetect(Stage):
                       "header_duration": None if res.header_duration is None else round(res.header_duration, 3),
                       "cuts": [round(c, 3) for c in res.cuts], "shots": len(shots),
                       "transitions": [[round(a, 3), round(b, 3)] for a, b in res.transitions],
-                      "decoded_once": res.proxy is not None, "scan_ranges": res.info.get("ranges", 1)},
+                      "decoded_once": res.proxy is not None or res.proxy_file is not None, "scan_ranges": res.info.get("ranges", 1)},
         }
         return [item]
 

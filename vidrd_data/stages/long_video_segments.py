@@ -86,13 +86,16 @@ class SegmentShots(Stage):
                 out.append(child.filter(self.name, f"{seg.status}: {seg.reason}"))
                 continue
             child.data["segment"] = [seg.clip_start, seg.clip_end]
-            if proxy is not None:  # hand on only this segment's frames
+            if proxy is not None and "frames" in proxy:  # hand on only this segment's frames
                 fps = proxy["fps"]
                 lo, hi = grid_span(seg.clip_start, seg.clip_end, fps)
                 lo, hi = max(0, lo), min(len(proxy["frames"]), hi)
                 child.data["proxy"] = {"frames": proxy["frames"][lo:hi].copy(), "fps": fps, "offset": lo}
-            elif keyframe_times is not None:
-                child.data["keyframe_times"] = keyframe_times  # one list shared by the children (a pickle memo)
+            else:
+                if proxy is not None:  # the proxy's file: a handle (read where the clip is cut, if it can be)
+                    child.data["proxy"] = proxy
+                if keyframe_times is not None:
+                    child.data["keyframe_times"] = keyframe_times  # one list shared by the children (a pickle memo)
             out.append(child)
         return out
 
@@ -148,8 +151,14 @@ class CutSegments(Stage):
             k0, n = window
             proxy = item.data.get("proxy")
             out.append(item)
+            held = None
             if proxy is not None and abs(proxy["fps"] - fps) < _EPS:
-                out[-1] = self._finish(item, proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n], k0, n)
+                if "frames" in proxy:
+                    held = proxy["frames"][k0 - proxy["offset"]:k0 - proxy["offset"] + n]
+                else:  # None on another node or once the file is gone (a retry): decoded below
+                    held = proxy["file"].read(k0 - proxy["offset"], min(k0 - proxy["offset"] + n, len(proxy["file"])))
+            if held is not None:
+                out[-1] = self._finish(item, held, k0, n)
             else:  # over the proxy budget: decode this span again
                 pending.setdefault(item.data["path"], []).append((len(out) - 1, item, k0, n))
         from vidrd_data.media.decode import DecodeError
