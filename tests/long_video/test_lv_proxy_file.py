@@ -34,7 +34,7 @@ def video(tmp_path_factory) -> Path:
 
 
 def _cfg(**kw) -> ScanConfig:
-    return ScanConfig(clip_fps=25.0, clip_size=(64, 48), **kw)
+    return ScanConfig(clip_fps=25.0, clip_size=(48, 32), **kw)  # the source has 13.5x its pixels
 
 
 def test_file_proxy_holds_the_in_memory_proxys_frames(video, tmp_path):
@@ -62,6 +62,9 @@ def test_ranges_write_one_piece_each_and_read_across_them(video, tmp_path):
 def test_budgets_and_where_it_can_be_read(video, tmp_path, monkeypatch):
     assert scan_video(str(video), _cfg(proxy_max_mb=0.01)).proxy_file is None  # no scratch folder: none
     assert scan_video(str(video), _cfg(proxy_max_mb=0.01, proxy_file_max_mb=1.0), scratch=tmp_path).proxy_file is None
+    # a source of less than PROXY_FILE_MIN_PIXEL_RATIO times the clip's pixels decodes again (cheaper here)
+    small = ScanConfig(clip_fps=25.0, clip_size=(96, 64), proxy_max_mb=0.01)
+    assert scan_video(str(video), small, scratch=tmp_path).proxy_file is None
     got = scan_video(str(video), _cfg(proxy_max_mb=0.01), scratch=tmp_path)
     assert got.proxy_file.read(0, 4) is not None
     monkeypatch.setattr(proxy_file, "current_node", lambda: "some-other-node")
@@ -87,7 +90,7 @@ def test_frame_file_tail_delete_and_shape_check(tmp_path):
 def _build(root: Path, name: str, video: Path, tiny_minigpt4, **shot_detect) -> Path:
     from vidrd_data.build import build
 
-    doc = {"name": name, "output": str(root / name), "clip": {"fps": 25, "size": [64, 48], "min_seconds": 0.5,
+    doc = {"name": name, "output": str(root / name), "clip": {"fps": 25, "size": [48, 32], "min_seconds": 0.5,
                                                               "max_seconds": 4.0},
            "shard": {"max_samples": 64}, "models": {"minigpt4": {"path": str(tiny_minigpt4), "batch_size": 4}},
            "sources": [{"name": "longform", "kind": "long_video", "recipe": str(REPO / "pipelines/long_video.yaml"),
@@ -111,8 +114,8 @@ def test_build_cuts_from_the_file_the_frames_decoding_gives(video, tmp_path, tin
     shutil.copy(video, tmp_path / "v.mp4")
     (tmp_path / "list.txt").write_text("v.mp4\n")
     before = set(scratch.root().iterdir()) if scratch.root().exists() else set()
-    outs = {"file": _build(tmp_path, "file", video, tiny_minigpt4, proxy_max_mb=0.5),
-            "decode": _build(tmp_path, "decode", video, tiny_minigpt4, proxy_max_mb=0.5, proxy_file_max_mb=0)}
+    outs = {"file": _build(tmp_path, "file", video, tiny_minigpt4, proxy_max_mb=0.3),
+            "decode": _build(tmp_path, "decode", video, tiny_minigpt4, proxy_max_mb=0.3, proxy_file_max_mb=0)}
     samples = {k: {s["key"]: s for s in iter_samples(str(v))} for k, v in outs.items()}
     assert samples["file"] and samples["file"].keys() == samples["decode"].keys()
     for key, s in samples["file"].items():
