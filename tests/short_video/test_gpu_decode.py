@@ -92,10 +92,52 @@ def test_cuda_request_without_a_usable_gpu_decodes_with_pyav(sv_media):
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("a GPU is present: the CUDA path itself runs (tests/test_gpu_decode_cuda is its check)")
+        pytest.skip("a GPU is present: the CUDA path itself runs (test_on_a_gpu_the_cuda_decoder_picks_the_same_frames)")
     ref = decode_spans(sv_media["cfr"], [(0.3, 1.3)], 8.0, (64, 64), frames=8)[0]
     got = cut_spans(sv_media["cfr"], [(0.3, 1.3)], 8.0, (64, 64), frames=8, device="cuda")[0]
     assert np.array_equal(got.frames, ref.frames)
+
+
+def _cuda_decoder_or_skip(path):
+    import torch
+
+    from vidrd_data.media.gpu_decode import open_decoder
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device: the GPU decoder's own check runs where one is lent")
+    try:
+        open_decoder(path, "cuda")
+    except Unsupported as why:
+        pytest.skip(f"CUDA present but torchcodec's CUDA decoder is not usable here: {why}")
+
+
+@pytest.mark.parametrize("name", ["cfr", "vfr"])
+def test_on_a_gpu_the_cuda_decoder_picks_the_same_frames(sv_media, name):
+    """NVDEC through torchcodec: the same source frames by time as PyAV (frames show their own index)."""
+    _cuda_decoder_or_skip(sv_media[name])
+    spans = [(0.1, 0.9), (0.5, 1.3), (1.1, 1.9)]
+    ref = decode_spans(sv_media[name], spans, 8.0, (64, 64), frames=6)
+    got = decode_spans_torchcodec(sv_media[name], spans, 8.0, (64, 64), frames=6, device="cuda")
+    for r, g in zip(ref, got):
+        assert [frame_index(f) for f in g.frames] == [frame_index(f) for f in r.frames]
+        np.testing.assert_allclose(g.source_times, r.source_times, atol=1e-6)
+
+
+def test_on_a_gpu_real_clips_and_the_scan_match_pyav():
+    from vidrd_data.media.gpu_scan import scan_on_device
+    from vidrd_data.media.scan import ScanConfig, scan_video
+
+    path = real_clip("bikes.mp4")
+    _cuda_decoder_or_skip(path)
+    ref = decode_spans(path, [(0.1, 1.1), (3.05, 4.05)], 8.0, (256, 192), frames=8)
+    got = decode_spans_torchcodec(path, [(0.1, 1.1), (3.05, 4.05)], 8.0, (256, 192), frames=8, device="cuda")
+    for r, g in zip(ref, got):
+        assert g.source_times == pytest.approx(r.source_times, abs=1e-6)
+        assert np.abs(g.frames.astype(int) - r.frames).mean() < 6.0  # NVDEC + NPP colour conversion + resize
+    cfg = ScanConfig(clip_fps=8.0, clip_size=(128, 96))
+    a, b = scan_video(str(path), cfg), scan_on_device(str(path), cfg, "cuda")
+    assert b.info["decoded_on"] == "cuda" and (b.duration, b.decoded_frames) == (a.duration, a.decoded_frames)
+    assert len(b.cuts) == len(a.cuts) and all(abs(x - y) <= 0.08 for x, y in zip(a.cuts, b.cuts))
 
 
 def test_task_decode_device(monkeypatch):
