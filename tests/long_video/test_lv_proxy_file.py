@@ -8,6 +8,7 @@ removes it, and a build leaves nothing of its run behind.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -129,3 +130,38 @@ def test_build_cuts_from_the_file_the_frames_decoding_gives(video, tmp_path, tin
         assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 2.5, key
     after = set(scratch.root().iterdir()) if scratch.root().exists() else set()
     assert after <= before, f"scratch left behind: {sorted(after - before)}"
+
+
+class _FullDisk:
+    """An open file whose every write fails as on a full disk."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def truncate(self, n):
+        return self.real.truncate(n)
+
+    def close(self):
+        self.real.close()
+
+
+def test_a_full_disk_while_writing_means_decoding_again(video, tmp_path, monkeypatch):
+    """ENOSPC in the middle of the scan: the scan's own results stand, no proxy, no file left behind."""
+    real_write = proxy_file.FrameFile.append
+    calls = {"n": 0}
+
+    def append(self, frame):
+        calls["n"] += 1
+        if calls["n"] == 40:  # the disk fills up: every later write fails
+            self._f = _FullDisk(self._f)
+        return real_write(self, frame)
+
+    monkeypatch.setattr(proxy_file.FrameFile, "append", append)
+    ref = scan_video(str(video), _cfg(proxy_max_mb=1024))
+    got = scan_video(str(video), _cfg(proxy_max_mb=0.01), scratch=tmp_path)
+    assert got.proxy_file is None and got.proxy is None and got.info["proxy_over_budget"]
+    assert got.cuts == ref.cuts and got.keyframes == ref.keyframes and got.duration == ref.duration
+    assert not list(tmp_path.rglob("*.u8"))

@@ -46,11 +46,18 @@ class FrameFile:
         self.path, self.shape, self.node = Path(path), tuple(int(x) for x in shape), node
         self._f = open(self.path, "wb")
         self._n = 0
+        self.failed: str | None = None  # a write error (disk full): the scan goes on, the clips decode again
 
     def append(self, frame: np.ndarray) -> None:
         if frame.shape != self.shape or frame.dtype != np.uint8:
             raise ValueError(f"proxy frame {frame.dtype} {frame.shape}, expected uint8 {self.shape}")
-        self._f.write(np.ascontiguousarray(frame).data)
+        if self.failed:
+            return
+        try:
+            self._f.write(np.ascontiguousarray(frame).data)
+        except OSError as err:
+            self.failed = f"{err.strerror or err}"
+            return
         self._n += 1
 
     def __len__(self) -> int:
@@ -67,7 +74,10 @@ class FrameFile:
         return ProxyPiece(str(self.path), self.node, self._n, self.shape)
 
     def discard(self) -> None:
-        self._f.close()
+        try:
+            self._f.close()
+        except OSError:  # its buffered tail could not be written either: it is being removed anyway
+            pass
         self.path.unlink(missing_ok=True)
 
 

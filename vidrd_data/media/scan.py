@@ -297,10 +297,12 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
                 del sampler.samples[max(0, _grid_index(hi, sampler.rate) - sampler.start):]
     piece = None
     if frame_file is not None:
-        if proxy.overflow:
+        try:
+            piece = None if proxy.overflow or frame_file.failed else frame_file.close()
+        except OSError:  # flushing the tail failed (disk full): no proxy, the clips decode again
+            piece = None
+        if piece is None:
             frame_file.discard()
-        else:
-            piece = frame_file.close()
     tf = finder.transitions
     keep = [i for i, t in enumerate(tf.times) if rng.lo <= t < hi] if tf is not None else []
     return ScanPart(cuts=[c for c in finder.cuts if rng.lo <= c < hi],
@@ -308,7 +310,7 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
                     if tf is not None else ([], [], []),
                     embed=embed.samples, proxy=None if proxy is None or frame_file is not None else proxy.samples,
                     proxy_overflow=bool(proxy is not None and proxy.overflow)
-                    or (head.proxy_limit is not None and proxy is None),
+                    or (head.proxy_limit is not None and proxy is None) or (frame_file is not None and piece is None),
                     keyframes=[k for k in keys if rng.lo <= k < hi], decoded=after_lo - (0 if ended else after_hi),
                     first_t=first_t, last_t=end_t, ended=ended, errors=reader.errors,
                     rotation=reader.rotation or 0, proxy_piece=piece)
