@@ -125,9 +125,13 @@ def test_build_cuts_from_the_file_the_frames_decoding_gives(video, tmp_path, tin
         a, _ = decode_mp4_bytes(s["mp4"])
         b, _ = decode_mp4_bytes(samples["decode"][key]["mp4"])
         # the clip's frames before encoding are equal (the scan tests above); libx264 itself does not always give
-        # the same bytes for the same frames from one run to the next here, so the encoded clips are compared
-        # within what the encoder varies (mean < 0.5 levels seen; a frame off by one differs by ~5)
-        assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 2.5, key
+        # the same bytes for the same frames from one run to the next here (a few levels at 48x32), so each frame
+        # is checked to be nearer the other build's same frame than its neighbours: a clip off by a frame fails
+        assert a.shape == b.shape, key
+        d = lambda i, j: float(np.abs(a[i].astype(int) - b[j]).mean())  # noqa: E731
+        for i in range(len(a)):
+            near = [d(i, j) for j in (i - 1, i + 1) if 0 <= j < len(b)]
+            assert d(i, i) <= min(near) + 0.5, (key, i, d(i, i), near)
     after = set(scratch.root().iterdir()) if scratch.root().exists() else set()
     assert after <= before, f"scratch left behind: {sorted(after - before)}"
 
