@@ -127,22 +127,27 @@ def open_decoder(path, device: str):
     return dec
 
 
-def resize_cover(batch, size: Sequence[int] | None):
-    """uint8 (N, 3, H, W) on any device -> uint8 (N, h, w, 3) numpy: scaled to cover `size` = [w, h] (antialiased
-    bilinear when shrinking, like an area filter; bilinear when growing), center-cropped."""
-    import torch
+def resize(batch, width: int, height: int):
+    """uint8 (N, 3, H, W) -> uint8 (N, 3, height, width) on the same device: antialiased bilinear when shrinking
+    (close to an area filter), bilinear when growing."""
     import torch.nn.functional as F
 
-    n, _, h, w = batch.shape
+    h, w = batch.shape[-2:]
+    if (width, height) == (w, h):
+        return batch
+    x = F.interpolate(batch.float(), size=(height, width), mode="bilinear", antialias=width < w or height < h,
+                      align_corners=False)
+    return x.round_().clamp_(0, 255).byte()
+
+
+def resize_cover(batch, size: Sequence[int] | None):
+    """uint8 (N, 3, H, W) on any device -> uint8 (N, h, w, 3) numpy: scaled to cover `size` = [w, h] (`resize`),
+    center-cropped."""
     if size is None:
         return batch.permute(0, 2, 3, 1).contiguous().cpu().numpy()
     tw, th = int(size[0]), int(size[1])
-    rw, rh = cover_crop_size(w, h, tw, th)
-    x = batch
-    if (rw, rh) != (w, h):
-        x = F.interpolate(batch.float(), size=(rh, rw), mode="bilinear", antialias=rw < w or rh < h,
-                          align_corners=False)
-        x = x.round_().clamp_(0, 255).to(torch.uint8)
+    rw, rh = cover_crop_size(batch.shape[-1], batch.shape[-2], tw, th)
+    x = resize(batch, rw, rh)
     y0, x0 = (rh - th) // 2, (rw - tw) // 2
     return x[:, :, y0:y0 + th, x0:x0 + tw].permute(0, 2, 3, 1).contiguous().cpu().numpy()
 

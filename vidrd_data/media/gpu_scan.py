@@ -19,7 +19,7 @@ import numpy as np
 
 from vidrd_data.item_guard import LimitExceeded
 from vidrd_data.media.decode import DecodeError
-from vidrd_data.media.gpu_decode import Unsupported, open_decoder, resize_cover
+from vidrd_data.media.gpu_decode import Unsupported, open_decoder, resize, resize_cover
 from vidrd_data.media.shots import DetectConfig, ShotFinder, detect_height
 
 _BATCH = 32  # frames decoded per call: one batch of full-size pictures on the device at a time
@@ -28,8 +28,6 @@ _BATCH = 32  # frames decoded per call: one batch of full-size pictures on the d
 def device_frames(dec, detect_width: int) -> Iterator[tuple[float, float | None, object, np.ndarray]]:
     """(time from the header's start_time, frame duration, the frame (3, H, W) on the device, the frame at
     detection size as BGR uint8) for every frame, in display order."""
-    import torch.nn.functional as F
-
     md = dec.metadata
     t0 = float(md.begin_stream_seconds_from_header or 0.0)
     n = int(md.num_frames or 0)
@@ -37,21 +35,19 @@ def device_frames(dec, detect_width: int) -> Iterator[tuple[float, float | None,
     for b in range(0, n, _BATCH):
         batch = dec.get_frames_in_range(start=b, stop=min(n, b + _BATCH))
         x = batch.data
-        small = F.interpolate(x.float(), size=(dh, detect_width), mode="bilinear", antialias=True, align_corners=False)
-        det = small.round_().clamp_(0, 255).byte().flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        det = resize(x, detect_width, dh).flip(1).permute(0, 2, 3, 1).contiguous().cpu().numpy()  # RGB -> BGR
         for i, (p, d) in enumerate(zip(batch.pts_seconds.tolist(), batch.duration_seconds.tolist())):
             yield p - t0, d, x[i], det[i]
 
 
-def _checked(path, pairs, max_gap_s: float, max_seconds: float):
-    """The frames with the scan's caps applied (a timestamp jump: corrupt; past max_seconds: too long)."""
-    last = 0.0  # as the PyAV pass: time starts at 0 (earlier stamps are held at 0)
+def _checked(path, pairs, cfg):
+    """The frames with the scan's caps applied (media.scan.check_frame_time), time kept monotone from 0 as in
+    the PyAV pass."""
+    from vidrd_data.media.scan import check_frame_time
+
+    last = 0.0
     for t, d, frame, det in pairs:
-        if t - last > max_gap_s:
-            raise DecodeError(f"{Path(path).name}: timestamps jump {t - last:.0f} s (from {last:.2f} s to {t:.2f} s; "
-                              f"max_gap_s {max_gap_s:g}): corrupt timestamps")
-        if t > max_seconds:
-            raise LimitExceeded(f"too_long: {Path(path).name} runs past max_video_seconds {max_seconds:g}")
+        check_frame_time(path, t, last, cfg)
         last = max(t, last)
         yield last, d, frame, det
 
@@ -100,8 +96,7 @@ def scan_on_device(path: str, cfg, device: str):
         proxy = GridSampler(cfg.clip_fps, lambda f: resize_cover(f[None], cfg.clip_size)[0], limit=head.proxy_limit)
     n, last_t, last_dur, first_t = 0, 0.0, None, None
     try:
-        for t, dur, frame, det in _checked(path, device_frames(dec, cfg.detect_width), cfg.max_gap_s,
-                                           cfg.max_video_seconds):
+        for t, dur, frame, det in _checked(path, device_frames(dec, cfg.detect_width), cfg):
             first_t = t if first_t is None else first_t
             finder.push_bgr(t, det)
             embed.push(frame, t)

@@ -89,10 +89,6 @@ class ProxyFrames:
     def __len__(self) -> int:
         return sum(p.count for p in self.pieces)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(p.count * math.prod(p.shape) for p in self.pieces)
-
     def read(self, lo: int, hi: int) -> np.ndarray | None:
         """Frames [lo, hi) as one array, or None where this process cannot read them (another node, gone)."""
         if not self.pieces or hi <= lo:

@@ -219,9 +219,21 @@ def _grid_index(t: float, rate: float) -> int:
     return max(0, int(np.ceil(t * rate - 1e-9))) if t > -np.inf else 0
 
 
+def check_frame_time(path: str, t: float, last_t: float, cfg: ScanConfig) -> None:
+    """The per-video caps on a frame's time (docs/security.md): a jump of more than max_gap_s from the last frame
+    (-inf: none yet) is corrupt data (DecodeError); past max_video_seconds, too long (LimitExceeded)."""
+    from vidrd_data.item_guard import LimitExceeded
+    from vidrd_data.media.decode import DecodeError
+
+    if last_t > -np.inf and t - last_t > cfg.max_gap_s:
+        raise DecodeError(f"{Path(path).name}: timestamps jump {t - last_t:.0f} s (from {last_t:.2f} s to "
+                          f"{t:.2f} s; max_gap_s {cfg.max_gap_s:g}): corrupt timestamps")
+    if t > cfg.max_video_seconds:
+        raise LimitExceeded(f"too_long: {Path(path).name} runs past max_video_seconds {cfg.max_video_seconds:g}")
+
+
 def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> ScanPart:
     """One decoding pass over `rng` (the whole video when it is ScanRange(None, -inf, inf, inf))."""
-    from vidrd_data.item_guard import LimitExceeded
     from vidrd_data.media.decode import DecodeError, VideoReader
 
     # the short-video decoder's reader: the same clock (s from the stream's start_time) as its
@@ -251,11 +263,7 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
         if not first:
             reader.seek(rng.seek + 1e-3)  # rng.seek is a keyframe's time: land on it, not the one before
         for t, frame in reader.frames():
-            if last_t > -np.inf and t - last_t > cfg.max_gap_s:  # before any sampler fills the gap with copies
-                raise DecodeError(f"{Path(path).name}: timestamps jump {t - last_t:.0f} s (from {last_t:.2f} s to "
-                                  f"{t:.2f} s; max_gap_s {cfg.max_gap_s:g}): corrupt timestamps")
-            if t > cfg.max_video_seconds:
-                raise LimitExceeded(f"too_long: {Path(path).name} runs past max_video_seconds {cfg.max_video_seconds:g}")
+            check_frame_time(path, t, last_t, cfg)  # before any sampler fills a gap with copies
             if t >= rng.stop:
                 ended = False
                 break
