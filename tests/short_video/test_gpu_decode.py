@@ -87,6 +87,26 @@ def test_unsupported_files_go_to_pyav_unchanged(sv_media, tmp_path):
         cut_spans(sv_media["corrupt"], [(0.0, 1.0)], 8.0, (64, 64), frames=8, device="cpu")
 
 
+@pytest.mark.parametrize("name", ["corrupt", "truncated", "unsupported", "empty", "audio_only", "odd", "short"])
+def test_every_bad_input_ends_as_the_pyav_path_ends_it(sv_media, name):
+    """Damaged, cut-off, undecodable, empty, video-less and odd inputs: the GPU path's entry gives exactly what the
+    reference gives (the same frames, the same DecodeError in a span's place, or the same exception type)."""
+    def outcome(fn):
+        try:
+            res = fn(sv_media[name], [(0.1, 0.6), (0.4, 0.9)], 8.0, (64, 64), frames=4)
+        except Exception as err:  # noqa: BLE001 - the type is what is compared
+            return type(err).__name__
+        return [type(r).__name__ if isinstance(r, DecodeError) else (r.frames.tobytes(), r.source_times) for r in res]
+
+    got = outcome(lambda *a, **k: cut_spans(*a, **k, device="cpu"))
+    ref = outcome(decode_spans)
+    if name in ("odd", "short"):  # decodable: torchcodec's own pixels, the same source frames at the same times
+        index = lambda raw: [frame_index(f) for f in np.frombuffer(raw, np.uint8).reshape(-1, 64, 64, 3)]  # noqa: E731
+        assert [(index(b), t) for b, t in got] == [(index(b), t) for b, t in ref]
+    else:
+        assert got == ref
+
+
 def test_cuda_request_without_a_usable_gpu_decodes_with_pyav(sv_media):
     """decoder: cuda where torchcodec cannot open a CUDA decoder (no GPU, no NVDEC): the PyAV frames, not a crash."""
     import torch
