@@ -276,6 +276,8 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                 first_done: Callable[[], None] | None = None) -> None:
     import ray
 
+    from vidrd_data.stages.base import get_stage
+
     remote = ray.remote(write_partition).options(num_cpus=0, scheduling_strategy="SPREAD", max_retries=TASK_RETRIES)
     serial = max_items is not None or p.limit is not None  # budgets are spent in partition order
     budget = {"pending": max_items, "inputs": p.limit}
@@ -310,15 +312,15 @@ def _run_source(p: SourcePlan, ctx, pools, output, committed, report: BuildRepor
                 budget["inputs"] = None if budget["inputs"] is None else budget["inputs"] - res.seen
 
     chunk, sized, build_id = p.items_per_task, True, uuid.uuid4().hex
+    waits = any(step.uses_model or any(get_stage(name).waits_on_tasks for name, _ in step.stages)
+                for step in p.steps)  # its chunk tasks hand their CPU back while a model or another task runs
     for part in p.reader.partitions():
         if serial and any(v is not None and v <= 0 for v in budget.values()):
             break
         # Until a first partition has finished, one at a time with every CPU's worth of chunks: the first
         # shard comes after one partition's work, not after `in_flight` partitions' sharing the CPUs.
         warm = finished[0] > 0
-        # A chunk task that waits on an actor (a model stage, dedup's index) gives its CPU back and Ray starts the
-        # next one in another worker process: the windows bound those processes (~cpus + 2 tasks in all).
-        window = -(-(cpus + 2) // in_flight) if warm else cpus + 1
+        window = chunk_window(cpus, in_flight, warm, waits)
         if part.size:
             chunk = chunk_items(part.size, p.items_per_task, cpus, window, warm)
         sized = sized and part.size is not None and not serial
@@ -348,6 +350,16 @@ def chunk_items(size: int, items_per_task: int, cpus: int, window: int, warm: bo
     at once, so no chunk task starts after the model actors are up; each later task would start a fresh worker
     process (~0.7 CPU s of imports) while the first shard waits (demo: 8 chunks in 5 processes became 3)."""
     return max(1, min(items_per_task, -(-size // (4 * cpus if warm else window))))
+
+
+def chunk_window(cpus: int, in_flight: int, warm: bool, waits: bool) -> int:
+    """Chunk tasks a partition keeps in flight. A chunk task that waits on a model actor gives its CPU back and
+    Ray starts the next one in another worker process: two spare chunks in all keep the CPUs busy meanwhile (the
+    first partition: one). Without model stages a chunk only waits on dedup's index for milliseconds: spares
+    would only start extra worker processes (~0.7 CPU s each) and leave a lone chunk last (first partition: 3
+    chunks on 2 CPUs). Measured, 2 CPUs, 96 / 384 JPEGs, alternating: 2.79 vs 3.03 s, 8.77 vs 9.19 s per build."""
+    spare = 2 if waits else 0
+    return -(-(cpus + spare) // in_flight) if warm else cpus + spare // 2
 
 
 def _wait_ready(ready: Callable[[], None], inflight: dict) -> None:

@@ -71,3 +71,28 @@ def test_the_next_sources_models_load_after_this_sources_first_shard(tmp_path, r
     assert ahead and ahead[0][0] == 1, calls
     assert any(Path(s).name.startswith("a-") for s in ahead[0][2]), calls  # a shard of source a was out
     assert not any(Path(s).name.startswith("b-") for s in ahead[0][2])
+
+
+@pytest.mark.parametrize("cpus,in_flight", [(1, 2), (2, 2), (3, 2), (8, 8), (64, 8)])
+def test_chunk_windows_keep_spares_only_for_chunks_that_wait(cpus, in_flight):
+    from vidrd_data.build import chunk_window
+
+    # chunks that wait on a model (or on tasks they start) give their CPU back: spare chunks fill it
+    assert chunk_window(cpus, in_flight, warm=False, waits=True) == cpus + 1
+    assert chunk_window(cpus, in_flight, warm=True, waits=True) * in_flight >= cpus + 2
+    # model-free chunks never wait long: exactly one per CPU first (no lone chunk last), then the CPUs shared
+    first = chunk_window(cpus, in_flight, warm=False, waits=False)
+    assert first == cpus
+    warm = chunk_window(cpus, in_flight, warm=True, waits=False)
+    assert warm >= 1 and (warm - 1) * in_flight < cpus <= warm * in_flight
+    # the first partition of N inputs then splits into chunks that fill every CPU evenly
+    for size in (cpus, 96, 1000):
+        per_chunk = chunk_items(size, 10**6, cpus, first, warm=False)
+        assert per_chunk == math.ceil(size / cpus) and math.ceil(size / per_chunk) <= cpus, (size, per_chunk)
+
+
+def test_which_sources_wait():
+    from vidrd_data.stages.base import get_stage
+
+    assert get_stage("shot_detect").waits_on_tasks  # a long video's time ranges scan as sibling tasks
+    assert not any(get_stage(n).waits_on_tasks for n in ("load_image", "pseudo_motion", "encode", "dedup", "cut"))

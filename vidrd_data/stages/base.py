@@ -100,6 +100,7 @@ class GenerationParams(ModelStageParams):
 class Stage:
     name: ClassVar[str] = "stage"
     uses_model: ClassVar[bool] = False  # True: runs in a Ray actor pool, loads its model in setup()
+    waits_on_tasks: ClassVar[bool] = False  # True: its chunk task waits on Ray tasks it starts (CPU handed back)
     batch_size: ClassVar[int] = 1
     Params: ClassVar[type[StageParams]] = StageParams
     requires: ClassVar[tuple[str | tuple[str, ...], ...]] = ()  # item keys read; a tuple: any one of them

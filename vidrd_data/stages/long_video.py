@@ -80,6 +80,7 @@ class ShotDetect(Stage):
     requires = ("path",)
     provides = ("shots", "shot_frames", "shot_frame_times")  # + proxy or keyframe_times
     decodes_video = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
+    waits_on_tasks = True  # a long video's other time ranges scan as tasks of their own
 
     def __init__(self, params: dict[str, Any], ctx: StageContext):
         super().__init__(params, ctx)
