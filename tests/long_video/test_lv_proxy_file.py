@@ -169,3 +169,18 @@ def test_a_full_disk_while_writing_means_decoding_again(video, tmp_path, monkeyp
     assert got.proxy_file is None and got.proxy is None and got.info["proxy_over_budget"]
     assert got.cuts == ref.cuts and got.keyframes == ref.keyframes and got.duration == ref.duration
     assert not list(tmp_path.rglob("*.u8"))
+
+
+def test_a_proxy_file_only_inside_a_build(ray_session):
+    """Stages called under Ray outside a build (no run id: no driver removes the run's folder, no chunk task
+    releases it) keep no scratch file; inside a build they get a private folder under the run's."""
+    from vidrd_data import scratch
+    from vidrd_data.stages.base import StageContext, get_stage
+
+    clip = {"fps": 25, "size": [64, 64], "min_seconds": 1.0, "max_seconds": 4.0}
+    assert get_stage("shot_detect")({}, StageContext(clip=clip))._scratch() is None
+    got = get_stage("shot_detect")({}, StageContext(clip=clip, run_id="scratchtest"))._scratch()
+    try:
+        assert got is not None and got.parent == scratch.root() / "scratchtest" and oct(got.stat().st_mode)[-3:] == "700"
+    finally:
+        scratch.remove_run("scratchtest")

@@ -151,11 +151,13 @@ class ShotDetect(Stage):
         return scan_video(path, self.cfg, self._ranges(path, duration), self._remote_parts(path), self._scratch())
 
     def _scratch(self):
-        """A private folder for this video's proxy file, under Ray only: the chunk task that made it removes it
-        when its clips are cut (vidrd_data.scratch); a plain process keeps the frames in memory or decodes again."""
+        """A private folder for this video's proxy file, in a build's Ray task only: the chunk task that made it
+        removes it when its clips are cut and the driver removes the run's folder (vidrd_data.scratch). Elsewhere
+        (a plain process, or stages called under Ray outside a build: no run id, nobody would remove the file)
+        the frames stay in memory or the clips decode again."""
         import ray
 
-        if not ray.is_initialized() or not self.cfg.proxy_file_max_mb:
+        if not ray.is_initialized() or not self.cfg.proxy_file_max_mb or not self.ctx.run_id:
             return None
         from vidrd_data.scratch import new_dir
 
