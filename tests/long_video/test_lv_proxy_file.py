@@ -66,6 +66,13 @@ def test_budgets_and_where_it_can_be_read(video, tmp_path, monkeypatch):
     # a source of less than PROXY_FILE_MIN_PIXEL_RATIO times the clip's pixels decodes again (cheaper here)
     small = ScanConfig(clip_fps=25.0, clip_size=(96, 64), proxy_max_mb=0.01)
     assert scan_video(str(video), small, scratch=tmp_path).proxy_file is None
+    # ... unless the stage's proxy_file_min_pixel_ratio says so (it reaches the scan through the stage's params)
+    from vidrd_data.stages.base import StageContext, get_stage
+
+    forced = get_stage("shot_detect")({"proxy_max_mb": 0.01, "proxy_file_min_pixel_ratio": 0},
+                                      StageContext(clip={"fps": 25.0, "size": [96, 64], "frames": 8})).cfg
+    assert forced.proxy_file_min_pixel_ratio == 0
+    assert scan_video(str(video), forced, scratch=tmp_path).proxy_file is not None
     got = scan_video(str(video), _cfg(proxy_max_mb=0.01), scratch=tmp_path)
     assert got.proxy_file.read(0, 4) is not None
     monkeypatch.setattr(proxy_file, "current_node", lambda: "some-other-node")

@@ -80,6 +80,13 @@ class GridSampler:
         self._prev = None
 
 
+# The file proxy pays where decoding the source again costs more than writing and reading clip-size frames: on
+# 2 cores, 1080p -> 256x256 (32x the pixels) built 20 % faster (median 8.5 vs 10.9 s, 1-minute source), 640x360 ->
+# 256x256 (3.5x) 12 % slower (8.34 vs 7.44 s, 3-minute source, scratch on a RAM disk; 7 % with it on disk);
+# alternating builds (benchmarks/bench_proxy_file.py).
+PROXY_FILE_MIN_PIXEL_RATIO = 8.0
+
+
 @dataclass
 class ScanConfig(DetectConfig):  # detection settings (cuts, transitions): vidrd_data.media.shots
     embed_fps: float = 4.0  # embedding samples per second kept during the pass
@@ -89,6 +96,7 @@ class ScanConfig(DetectConfig):  # detection settings (cuts, transitions): vidrd
     proxy_max_mb: float = 64.0  # clip frames up to this travel with the item (in memory)
     # larger (up to this): kept in a file on the scanning node's disk (media.proxy_file), given a scratch folder
     proxy_file_max_mb: float = 2048.0
+    proxy_file_min_pixel_ratio: float = PROXY_FILE_MIN_PIXEL_RATIO  # ... and only for sources this many times the clip's pixels
     # caps per video (docs/security.md): memory and time must follow the data, never a claimed duration
     max_video_seconds: float = 4 * 3600.0  # longer (header or timestamps): filtered too_long
     max_gap_s: float = 60.0  # a jump between consecutive frame timestamps larger than this: corrupt
@@ -173,12 +181,6 @@ class ScanHeader:
     proxy_node: str | None = None  # ... written only by ranges scanned on this node (others: no proxy)
 
 
-# The file proxy pays where decoding the source again costs more than writing and reading clip-size frames: on
-# 2 cores, 1080p -> 256x256 (32x the pixels) built 20 % faster (median 8.5 vs 10.9 s, 1-minute source), 640x360 ->
-# 256x256 (3.5x) 7 % slower (9.9 vs 9.2 s, 3-minute source); alternating builds (benchmarks/bench_proxy_file.py).
-PROXY_FILE_MIN_PIXEL_RATIO = 8
-
-
 def _source_pixels(reader) -> int:
     cc = reader.stream.codec_context
     return int(cc.width or 0) * int(cc.height or 0)
@@ -186,7 +188,7 @@ def _source_pixels(reader) -> int:
 
 def read_header(reader, cfg: ScanConfig, path: str, scratch: str | os.PathLike | None = None) -> ScanHeader:
     """The header's facts and the proxy's budget: in memory within proxy_max_mb; else, given a `scratch` folder
-    and a source of at least PROXY_FILE_MIN_PIXEL_RATIO times the clip's pixels, in files within
+    and a source of at least proxy_file_min_pixel_ratio times the clip's pixels, in files within
     proxy_file_max_mb (and half the folder's free disk); else none (clips decoded again)."""
     from vidrd_data.item_guard import LimitExceeded
 
@@ -205,7 +207,7 @@ def read_header(reader, cfg: ScanConfig, path: str, scratch: str | os.PathLike |
         if need_mb <= cfg.proxy_max_mb:
             limit = int(cfg.proxy_max_mb // frame_mb)  # a lying header cannot blow the budget
         elif (scratch is not None and header_duration and need_mb <= cfg.proxy_file_max_mb
-              and _source_pixels(reader) >= PROXY_FILE_MIN_PIXEL_RATIO * w * h):
+              and _source_pixels(reader) >= cfg.proxy_file_min_pixel_ratio * w * h):
             budget = min(cfg.proxy_file_max_mb, shutil.disk_usage(scratch).free / 2**20 / 2)
             if need_mb <= budget:
                 limit, proxy_dir = int(budget // frame_mb), str(scratch)

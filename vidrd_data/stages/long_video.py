@@ -31,7 +31,7 @@ class ShotDetect(Stage):
 
     _SCAN_KEYS = ("detector", "threshold", "adaptive_threshold", "min_content_val", "window_width",
                   "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
-                  "proxy_max_mb", "proxy_file_max_mb", "transitions", "transition_window_s", "transition_min_change",
+                  "proxy_max_mb", "proxy_file_max_mb", "proxy_file_min_pixel_ratio", "transitions", "transition_window_s", "transition_min_change",
                   "transition_max_residual", "transition_min_s", "transition_pad_s", "max_video_seconds",
                   "max_gap_s")
 
@@ -50,6 +50,7 @@ class ShotDetect(Stage):
         embed_size: int | None = Field(None, ge=16)
         proxy_max_mb: float | None = Field(None, ge=0)
         proxy_file_max_mb: float | None = Field(None, ge=0)  # over proxy_max_mb: clip frames in a local file (0: off)
+        proxy_file_min_pixel_ratio: float | None = Field(None, ge=0)  # ... for sources this many times the clip's pixels
         # gradual transitions (dissolves, fades): vidrd_data.media.shots
         transitions: bool | None = None
         transition_window_s: float | None = Field(None, gt=0)
