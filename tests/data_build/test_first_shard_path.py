@@ -96,3 +96,19 @@ def test_which_sources_wait():
 
     assert get_stage("shot_detect").waits_on_tasks  # a long video's time ranges scan as sibling tasks
     assert not any(get_stage(n).waits_on_tasks for n in ("load_image", "pseudo_motion", "encode", "dedup", "cut"))
+
+
+def test_sources_whose_inputs_fan_out_keep_their_spare_chunks(tmp_path, demo_data):
+    """A short video's clips split over sibling tasks that its chunk waits for, model or none: its spares stay; a
+    photo gives one clip, and without a model its chunks never wait."""
+    from vidrd_data.build import make_context, plan_sources
+    from vidrd_data.manifest import load_manifest
+
+    write_folder_dataset(tmp_path / "photos", 2)
+    manifest = write_manifest(tmp_path / "m.yaml", tmp_path / "out", [
+        image_source("photos", tmp_path / "photos"),
+        {"name": "actions", "kind": "short_video", "recipe": "short_video",
+         "input": {"format": "class_folders", "root": str(demo_data / "ucf_like")}}])
+    resolved = load_manifest(manifest)
+    plans = plan_sources(resolved, make_context(resolved))
+    assert [p.fans_out for p in plans] == [False, True]
