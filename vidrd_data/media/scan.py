@@ -96,7 +96,7 @@ class ScanConfig(DetectConfig):  # detection settings (cuts, transitions): vidrd
     proxy_max_mb: float = 64.0  # clip frames up to this travel with the item (in memory)
     # larger (up to this): kept in a file on the scanning node's disk (media.proxy_file), given a scratch folder
     proxy_file_max_mb: float = 2048.0
-    proxy_file_min_pixel_ratio: float = PROXY_FILE_MIN_PIXEL_RATIO  # ... and only for sources this many times the clip's pixels
+    proxy_file_min_pixel_ratio: float = PROXY_FILE_MIN_PIXEL_RATIO  # ... only for sources of N x the clip's pixels
     # caps per video (docs/security.md): memory and time must follow the data, never a claimed duration
     max_video_seconds: float = 4 * 3600.0  # longer (header or timestamps): filtered too_long
     max_gap_s: float = 60.0  # a jump between consecutive frame timestamps larger than this: corrupt

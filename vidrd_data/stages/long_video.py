@@ -31,9 +31,9 @@ class ShotDetect(Stage):
 
     _SCAN_KEYS = ("detector", "threshold", "adaptive_threshold", "min_content_val", "window_width",
                   "min_scene_len_s", "luma_only", "detect_width", "frame_skip", "embed_fps", "embed_size",
-                  "proxy_max_mb", "proxy_file_max_mb", "proxy_file_min_pixel_ratio", "transitions", "transition_window_s", "transition_min_change",
-                  "transition_max_residual", "transition_min_s", "transition_pad_s", "max_video_seconds",
-                  "max_gap_s")
+                  "proxy_max_mb", "proxy_file_max_mb", "proxy_file_min_pixel_ratio", "transitions",
+                  "transition_window_s", "transition_min_change", "transition_max_residual", "transition_min_s",
+                  "transition_pad_s", "max_video_seconds", "max_gap_s")
 
     class Params(StageParams):
         # scan settings (None: ScanConfig's default; the long_video recipe states each one)
@@ -50,7 +50,7 @@ class ShotDetect(Stage):
         embed_size: int | None = Field(None, ge=16)
         proxy_max_mb: float | None = Field(None, ge=0)
         proxy_file_max_mb: float | None = Field(None, ge=0)  # over proxy_max_mb: clip frames in a local file (0: off)
-        proxy_file_min_pixel_ratio: float | None = Field(None, ge=0)  # ... for sources this many times the clip's pixels
+        proxy_file_min_pixel_ratio: float | None = Field(None, ge=0)  # ... for sources of N x the clip's pixels
         # gradual transitions (dissolves, fades): vidrd_data.media.shots
         transitions: bool | None = None
         transition_window_s: float | None = Field(None, gt=0)
@@ -216,7 +216,8 @@ class ShotDetect(Stage):
                       "header_duration": None if res.header_duration is None else round(res.header_duration, 3),
                       "cuts": [round(c, 3) for c in res.cuts], "shots": len(shots),
                       "transitions": [[round(a, 3), round(b, 3)] for a, b in res.transitions],
-                      "decoded_once": res.proxy is not None or res.proxy_file is not None, "scan_ranges": res.info.get("ranges", 1)},
+                      "decoded_once": res.proxy is not None or res.proxy_file is not None,
+                      "scan_ranges": res.info.get("ranges", 1)},
         }
         return [item]
 
