@@ -26,12 +26,32 @@ def load_note() -> str:
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, stolen) CPU seconds of the whole machine so far, from /proc/stat (Linux; (0, 0) elsewhere).
+
+    Busy covers every process (Ray's workers, ffmpeg children), so its delta over a run is the CPU work that run
+    cost. Stolen is time the hypervisor gave our virtual cores to someone else: where it grows, walls stretch
+    with no change in our code, and the CPU seconds are the steadier figure."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    steal = fields[7] if len(fields) > 7 else 0
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
 @dataclass
 class Timed:
-    """Wall seconds of repeated runs of one contender (and the work unit it did, e.g. source seconds)."""
+    """Wall seconds of repeated runs of one contender (and the work unit it did, e.g. source seconds), with the
+    machine's busy and stolen CPU seconds over each run (`machine_cpu`)."""
     name: str
     walls: list[float] = field(default_factory=list)
     extra: list[Any] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    steal: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float:
@@ -43,11 +63,17 @@ def interleave(contenders: dict[str, Callable[[], Any]], repeats: int, log=print
     out = {name: Timed(name) for name in contenders}
     for r in range(repeats):
         for name, fn in contenders.items():
+            busy, stolen = machine_cpu()
             t = time.perf_counter()
             extra = fn()
             out[name].walls.append(time.perf_counter() - t)
+            busy2, stolen2 = machine_cpu()
+            out[name].cpu.append(busy2 - busy)
+            out[name].steal.append(stolen2 - stolen)
             out[name].extra.append(extra)
-        log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{n} {out[n].walls[-1]:.2f} s" for n in contenders))
+        log(f"  round {r + 1}/{repeats}: " + ", ".join(
+            f"{n} {out[n].walls[-1]:.2f} s (cpu {out[n].cpu[-1]:.1f} s, stolen {out[n].steal[-1]:.1f} s)"
+            for n in contenders))
     return out
 
 

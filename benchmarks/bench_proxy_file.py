@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_long_video as lv  # noqa: E402
-from bench_common import load_note  # noqa: E402
+from bench_common import load_note, machine_cpu  # noqa: E402
 
 
 def decoded_once(out: Path) -> bool | None:
@@ -62,6 +62,7 @@ def main() -> None:
         print(f"bench_proxy_file: {args.minutes:g} min at {args.height}p -> 256x256 @ 25 fps; {load_note()}")
         init_ray(None, None, 1024)
         walls: dict[str, list[float]] = {"file": [], "decode": []}
+        cpus: dict[str, list[float]] = {"file": [], "decode": []}
         for r in range(args.rounds):
             for mode in (("file", "decode") if r % 2 == 0 else ("decode", "file")):
                 m = lv.write_manifest(work, video, f"{mode}{r}")
@@ -69,17 +70,21 @@ def main() -> None:
                 doc["sources"][0]["overrides"]["shot_detect"] = {"proxy_file_max_mb": 2048 if mode == "file" else 0,
                                                                   "proxy_file_min_pixel_ratio": 0}
                 m.write_text(yaml.safe_dump(doc))
+                busy, stolen = machine_cpu()
                 t = time.perf_counter()
                 report = build(m, progress=False, out=lambda s: None, keep_models=True)
                 walls[mode].append(time.perf_counter() - t)
+                busy2, stolen2 = machine_cpu()
+                cpus[mode].append(busy2 - busy)
                 if report.counts.get("failed"):
                     raise SystemExit(f"failed items: {report.counts}")
-                print(f"  round {r + 1} {mode:6s} {walls[mode][-1]:6.2f} s  decoded_once="
+                print(f"  round {r + 1} {mode:6s} {walls[mode][-1]:6.2f} s  machine cpu {cpus[mode][-1]:5.1f} s  "
+                      f"stolen {stolen2 - stolen:4.1f} s  decoded_once="
                       f"{decoded_once(Path(m).with_suffix(''))}", flush=True)
-        later = {k: v[1:] or v for k, v in walls.items()}  # round 1 warms the workers' heaps up
-        print(f"  median after round 1: file {statistics.median(later['file']):.2f} s, "
-              f"decode again {statistics.median(later['decode']):.2f} s "
-              f"(file/decode {statistics.median(later['file']) / statistics.median(later['decode']):.2f})")
+        for what, runs in (("wall", walls), ("machine cpu", cpus)):
+            later = {k: statistics.median(v[1:] or v) for k, v in runs.items()}  # round 1 warms the heaps up
+            print(f"  {what} median after round 1: file {later['file']:.2f} s, decode again {later['decode']:.2f} s "
+                  f"(file/decode {later['file'] / later['decode']:.2f})")
         print(f"after: {load_note()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -180,6 +180,24 @@ def shipped_recipes() -> list[str]:
     return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
 
 
+def _with_derived_params(stages: list[StageSpec], clip: dict[str, Any]) -> list[StageSpec]:
+    """Each stage's params plus the defaults it derives from its recipe's other stages (Stage.derived_params);
+    what the recipe or manifest set is kept. Unknown stages are left for plan_check to report."""
+    from vidrd_data.stages.base import get_stage
+
+    by_name = {s.stage: dict(s.params) for s in stages}
+    out = []
+    for s in stages:
+        try:
+            cls = get_stage(s.stage)
+        except KeyError:
+            out.append(s)
+            continue
+        derived = {k: v for k, v in cls.derived_params(s.params, by_name, clip).items() if s.params.get(k) is None}
+        out.append(s.model_copy(update={"params": {**s.params, **derived}}) if derived else s)
+    return out
+
+
 def find_recipe(ref: str, manifest_path: Path) -> Path:
     """A recipe by name (`image_text`: shipped with the package) or by path: absolute, or relative to the
     working dir, the manifest's dir or its parent. A path into a `pipelines/` folder that is not there (an
@@ -257,6 +275,7 @@ def load_manifest(path: str | Path, *, output: str | None = None) -> ResolvedMan
             if name not in stage_names:
                 raise ManifestError(f"{where}.overrides: no stage {name!r} in {recipe_path.name}; stages: {stage_names}")
         stages = [StageSpec(stage=s.stage, params={**s.params, **src.overrides.get(s.stage, {})}) for s in recipe.stages]
+        stages = _with_derived_params(stages, manifest.clip.model_dump(mode="json"))
         recipe = recipe.model_copy(update={"stages": stages})
         try:
             reader_cls = get_reader(src.kind, src.input["format"])

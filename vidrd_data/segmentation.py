@@ -83,6 +83,13 @@ class SegmentRules:
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def keeps_every_shot(self, longest_shot_s: float) -> bool:
+        """True when no rule drops, merges or shortens a shot of up to `longest_shot_s` (beyond trim_s and
+        min_segment_s): every similarity rule off (a cosine is never below -1 or above 1) and no length cap
+        below that shot length. The clips then cover about the whole video (PySceneDetect's split-video output)."""
+        return (self.internal_min_sim <= -1 and self.merge_min_sim > 1 and self.static_min_sim > 1
+                and self.redundant_min_sim > 1 and (not self.max_segment_s or self.max_segment_s >= longest_shot_s))
+
 
 @dataclass
 class Segment:

@@ -191,3 +191,42 @@ def test_a_proxy_file_only_inside_a_build(ray_session):
         assert got is not None and got.parent == scratch.root() / "scratchtest" and oct(got.stat().st_mode)[-3:] == "700"
     finally:
         scratch.remove_run("scratchtest")
+
+
+WHOLE_SHOTS = {"internal_min_sim": -1.0, "merge_min_sim": 2.0, "static_min_sim": 2.0, "redundant_min_sim": 2.0,
+               "min_segment_s": 0.0, "max_segment_s": 0.0, "trim_s": 0.0}
+
+
+@pytest.mark.parametrize("clip, segment, shot_detect, expect", [
+    # every segmentation rule off, clips as long as a shot: whole-shot output, the file from 3x the clip's pixels
+    ({"fps": 25, "size": [256, 256], "max_seconds": 3600}, WHOLE_SHOTS, {}, 3.0),
+    ({"fps": 25, "size": [256, 256], "frames": None}, WHOLE_SHOTS, {}, 3.0),  # no frames, no max_seconds: no cap
+    # ... but what the recipe or the manifest sets wins
+    ({"fps": 25, "size": [256, 256], "min_seconds": 0.2}, WHOLE_SHOTS, {"proxy_file_min_pixel_ratio": 8.0}, 8.0),
+    # the recipe's own rules drop and merge shots (clips covered ~10 % of the bench's video): the default rule
+    ({"fps": 25, "size": [256, 256], "min_seconds": 0.2}, {}, {}, None),
+    ({"fps": 25, "size": [256, 256], "min_seconds": 0.2}, WHOLE_SHOTS | {"merge_min_sim": 0.9}, {}, None),
+    ({"fps": 25, "size": [256, 256], "min_seconds": 0.2}, WHOLE_SHOTS | {"max_segment_s": 5.0}, {}, None),  # shots run to 20 s
+    ({"fps": 25, "size": [256, 256], "max_seconds": 4.0}, WHOLE_SHOTS, {}, None),
+    ({"fps": 8, "size": [256, 256], "frames": 16}, WHOLE_SHOTS, {}, None),  # fixed-length clips: a part of a shot
+    ({"fps": 8, "size": [256, 256]}, WHOLE_SHOTS, {}, None),  # (the clip spec's default: 16 frames)
+    ({"fps": 25, "size": [256, 256], "min_seconds": 0.2}, WHOLE_SHOTS, {"max_shot_s": 4.0}, 3.0),  # forced cuts keep shots under the cap
+])
+def test_whole_shot_output_takes_the_file_from_smaller_sources(tmp_path, clip, segment, shot_detect, expect):
+    """The decode-once file's pixel rule follows how much of a video the clips cover (media.scan's figures):
+    derived when the manifest is resolved, visible in the resolved recipe, and what reaches the scan."""
+    from vidrd_data.manifest import load_manifest
+    from vidrd_data.stages.base import StageContext, get_stage
+
+    (tmp_path / "list.txt").write_text("/nowhere/video.mp4\n")
+    doc = {"name": "t", "output": str(tmp_path / "out"), "clip": clip,
+           "sources": [{"name": "long", "kind": "long_video", "recipe": str(REPO / "pipelines/long_video.yaml"),
+                        "input": {"format": "list", "path": str(tmp_path / "list.txt")},
+                        "overrides": {"segment_shots": segment, "shot_detect": shot_detect,
+                                      "embed_shots": {"model": "color_histogram"}}}]}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(doc))
+    resolved = load_manifest(tmp_path / "m.yaml")
+    params = {s.stage: s.params for s in resolved.sources[0].recipe.stages}["shot_detect"]
+    assert params.get("proxy_file_min_pixel_ratio") == expect
+    cfg = get_stage("shot_detect")(params, StageContext(clip=resolved.manifest.clip.model_dump(mode="json"))).cfg
+    assert cfg.proxy_file_min_pixel_ratio == (8.0 if expect is None else expect)

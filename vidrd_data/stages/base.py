@@ -127,6 +127,13 @@ class Stage:
         return Resources()
 
     @classmethod
+    def derived_params(cls, params: dict[str, Any], recipe: dict[str, dict[str, Any]], clip: dict[str, Any]
+                       ) -> dict[str, Any]:
+        """Defaults this stage takes from the other stages of its recipe (`recipe`: stage name -> params, overrides
+        merged) and the clip spec, set when the manifest is resolved; a value the recipe or manifest gives wins."""
+        return {}
+
+    @classmethod
     def check(cls, params: dict[str, Any], ctx: StageContext) -> None:
         """Up-front checks that need the context (before any work): raise ValueError / FileNotFoundError."""
 

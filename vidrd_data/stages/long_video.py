@@ -17,9 +17,9 @@ from pydantic import Field
 from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item
 from vidrd_data.media.decode import check_frame_buffer
-from vidrd_data.media.scan import (ScanConfig, ScanHeader, ScanPart, ScanRange, decode_jpeg, plan_ranges, scan_part,
-                                   scan_video)
-from vidrd_data.segmentation import Shot, grid_frames, shots_from_cuts
+from vidrd_data.media.scan import (WHOLE_SHOT_PROXY_FILE_MIN_PIXEL_RATIO, ScanConfig, ScanHeader, ScanPart, ScanRange,
+                                   decode_jpeg, plan_ranges, scan_part, scan_video)
+from vidrd_data.segmentation import SegmentRules, Shot, grid_frames, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 
 _EPS = 1e-6
@@ -91,6 +91,24 @@ class ShotDetect(Stage):
         self.max_shot_s = float(params.get("max_shot_s", 20.0))
         self.edge_margin_s = float(params.get("edge_margin_s", 0.3))
         self.frames_per_shot = int(params.get("frames_per_shot", 2))
+
+    @classmethod
+    def derived_params(cls, params, recipe, clip) -> dict[str, Any]:
+        """Whole-shot output (segment_shots keeps every shot, the clip spec takes a whole shot): clips cover about
+        the whole video, so the decode-once file pays from smaller sources (media.scan's measured ratios)."""
+        seg = {k: v for k, v in (recipe.get("segment_shots") or {}).items()
+               if v is not None and k in SegmentRules.__dataclass_fields__}
+        if "segment_shots" not in recipe or clip.get("frames"):
+            return {}
+        try:
+            rules = SegmentRules(**seg)
+        except (TypeError, ValueError):  # segment_shots' own check reports it
+            return {}
+        longest_shot = float(params.get("max_shot_s") or cls.Params.model_fields["max_shot_s"].default)
+        longest_clip = clip.get("max_seconds")
+        if rules.keeps_every_shot(longest_shot) and (not longest_clip or longest_clip >= longest_shot):
+            return {"proxy_file_min_pixel_ratio": WHOLE_SHOT_PROXY_FILE_MIN_PIXEL_RATIO}
+        return {}
 
     def _sample_times(self, shot: Shot) -> list[float]:
         """Embedding times inside the shot's body (its transitions are no part of what it shows)."""
