@@ -83,8 +83,15 @@ def ratio_line(what: str, ours: Timed, anchor: Timed, target: float | None, high
     per_round = [a / o for a, o in zip(anchor.walls, ours.walls)]
     r = statistics.median(per_round)
     verdict = "" if target is None else f"  target >= {target:g}: {'MET' if r >= target else 'NOT MET'}"
+    cpu = ""
+    if len(ours.cpu) == len(ours.walls) and len(anchor.cpu) == len(anchor.walls) and all(ours.cpu):
+        # what the run costs in CPU-hours, and steadier than walls where the hypervisor steals time (machine_cpu)
+        cpu_rounds = [a / o for a, o in zip(anchor.cpu, ours.cpu)]
+        cpu = (f"; machine CPU anchor/ours {statistics.median(cpu_rounds):.2f} (rounds: "
+               f"{', '.join(f'{x:.2f}' for x in cpu_rounds)}; median ours {statistics.median(ours.cpu):.1f} s, "
+               f"anchor {statistics.median(anchor.cpu):.1f} s; stolen {sum(ours.steal) + sum(anchor.steal):.0f} s)")
     return (f"RATIO {what}: {r:.2f}x {higher_is}{verdict}  (rounds: {', '.join(f'{x:.2f}' for x in per_round)}; "
-            f"median wall ours {ours.median:.2f} s, anchor {anchor.median:.2f} s)")
+            f"median wall ours {ours.median:.2f} s, anchor {anchor.median:.2f} s{cpu})")
 
 
 def make_stages(specs: list[tuple[str, dict]], clip: dict) -> list:
