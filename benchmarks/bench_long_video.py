@@ -11,13 +11,17 @@ Contenders, interleaved round by round on the same file:
 - ours: `vidrd.build` of the long_video recipe (shot_detect -> embed_shots (colour histogram: no CLIP weights
   offline) -> segment_shots -> cut_segments -> caption (tiny MiniGPT-4, 4 tokens) -> encode -> shards), embedded
   Ray on all cores; Ray start-up and one warm-up build are not timed (bench_first_shard.py times start-up);
+  whole-shot output, so the source is decoded once (its clip frames kept in a scratch file: media/scan.py's
+  WHOLE_SHOT_PROXY_FILE_MIN_PIXEL_RATIO);
 - ours-stages: the same recipe's CPU stages in this one process (no Ray; the captioner and CLIP-scored
-  stages left out): the stages' own cost, so the rest of `ours` is runtime overhead;
+  stages left out; no build's scratch folder, so its clips decode again): the stages' own cost;
 - PySceneDetect CLI (pinned in requirements.txt): `scenedetect -i V detect-content split-video -a ARGS`;
 - ffmpeg decode-only: `ffmpeg -i V -f null -` (the bound: every method must decode the video once);
 - video2dataset 1.3 (--full, when benchmarks/anchors/setup_video2dataset.sh has run): its cut detection,
   exact clipping and 256 resize subsamplers (bench_long_video_v2d.py).
-Each ratio = the anchor's median wall / ours (same work, same machine state).
+Each ratio = the anchor's median wall / ours (same work, same machine state); each RATIO line adds the machine's
+busy CPU seconds per contender (anchor / ours: the cost in CPU-hours, and the steadier figure where the hypervisor
+steals time, which the line reports too).
 """
 
 from __future__ import annotations

@@ -28,3 +28,28 @@ def test_bench_views_are_apart_by_phash(tmp_path, demo_data):
         assert p.with_suffix(".txt").read_text().strip()  # its caption travels with it
     closest = min(hamming(a, b) for a, b in itertools.combinations(hashes, 2))
     assert closest > 5, f"two bench inputs within the recipe's max_distance 5: {closest} bits"
+
+
+def test_machine_cpu_counts_the_work_of_child_processes_and_the_ratio_line_reports_it():
+    """The benchmarks' CPU figure is the whole machine's busy time: a child process's work shows in it (other
+    processes' work may add to it, never subtract: the bound is one-sided)."""
+    import resource
+    import subprocess
+    import time
+
+    import pytest
+
+    from bench_common import interleave, machine_cpu, ratio_line
+
+    if machine_cpu() == (0.0, 0.0):
+        pytest.skip("no /proc/stat here")
+    burn = [sys.executable, "-c", "sum(i * i for i in range(4_000_000))"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    runs = interleave({"idle": lambda: time.sleep(0.3), "child": lambda: subprocess.run(burn, check=True)},
+                      2, log=lambda _: None)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert child_cpu > 0.1
+    assert sum(runs["child"].cpu) >= 0.8 * child_cpu - 0.05  # /proc/stat counts in 10 ms ticks
+    line = ratio_line("t", runs["child"], runs["idle"], None)
+    assert "machine CPU anchor/ours" in line and "stolen" in line
