@@ -58,18 +58,25 @@ class Timed:
         return statistics.median(self.walls)
 
 
+def measured(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
+    """(fn's result, wall s, machine busy CPU s, stolen s) of one call."""
+    busy, stolen = machine_cpu()
+    t = time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - t
+    busy2, stolen2 = machine_cpu()
+    return result, wall, busy2 - busy, stolen2 - stolen
+
+
 def interleave(contenders: dict[str, Callable[[], Any]], repeats: int, log=print) -> dict[str, Timed]:
     """Run each contender once per round, in turn, `repeats` rounds; wall time of each call."""
     out = {name: Timed(name) for name in contenders}
     for r in range(repeats):
         for name, fn in contenders.items():
-            busy, stolen = machine_cpu()
-            t = time.perf_counter()
-            extra = fn()
-            out[name].walls.append(time.perf_counter() - t)
-            busy2, stolen2 = machine_cpu()
-            out[name].cpu.append(busy2 - busy)
-            out[name].steal.append(stolen2 - stolen)
+            extra, wall, cpu, steal = measured(fn)
+            out[name].walls.append(wall)
+            out[name].cpu.append(cpu)
+            out[name].steal.append(steal)
             out[name].extra.append(extra)
         log(f"  round {r + 1}/{repeats}: " + ", ".join(
             f"{n} {out[n].walls[-1]:.2f} s (cpu {out[n].cpu[-1]:.1f} s, stolen {out[n].steal[-1]:.1f} s)"

@@ -22,14 +22,13 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_long_video as lv  # noqa: E402
-from bench_common import load_note, machine_cpu  # noqa: E402
+from bench_common import load_note, measured  # noqa: E402
 
 
 def decoded_once(out: Path) -> bool | None:
@@ -70,16 +69,14 @@ def main() -> None:
                 doc["sources"][0]["overrides"]["shot_detect"] = {"proxy_file_max_mb": 2048 if mode == "file" else 0,
                                                                   "proxy_file_min_pixel_ratio": 0}
                 m.write_text(yaml.safe_dump(doc))
-                busy, stolen = machine_cpu()
-                t = time.perf_counter()
-                report = build(m, progress=False, out=lambda s: None, keep_models=True)
-                walls[mode].append(time.perf_counter() - t)
-                busy2, stolen2 = machine_cpu()
-                cpus[mode].append(busy2 - busy)
+                report, wall, cpu, stolen = measured(lambda: build(m, progress=False, out=lambda s: None,
+                                                                    keep_models=True))
+                walls[mode].append(wall)
+                cpus[mode].append(cpu)
                 if report.counts.get("failed"):
                     raise SystemExit(f"failed items: {report.counts}")
                 print(f"  round {r + 1} {mode:6s} {walls[mode][-1]:6.2f} s  machine cpu {cpus[mode][-1]:5.1f} s  "
-                      f"stolen {stolen2 - stolen:4.1f} s  decoded_once="
+                      f"stolen {stolen:4.1f} s  decoded_once="
                       f"{decoded_once(Path(m).with_suffix(''))}", flush=True)
         for what, runs in (("wall", walls), ("machine cpu", cpus)):
             later = {k: statistics.median(v[1:] or v) for k, v in runs.items()}  # round 1 warms the heaps up

@@ -85,10 +85,11 @@ class GridSampler:
 # 256x256 (3.5x) 12 % slower (8.34 vs 7.44 s, 3-minute source, scratch on a RAM disk; 7 % with it on disk);
 # alternating builds (benchmarks/bench_proxy_file.py).
 PROXY_FILE_MIN_PIXEL_RATIO = 8.0
-# ... That figure is for clips covering about the whole video. Where they do by construction (every segmentation
-# rule off: whole shots), the file pays from a smaller source: 640x360 (3.5x) used 12 % less machine CPU (median
-# 40.5 vs 45.7 CPU-s) and 5 % less wall. With the default rules the clips covered ~10 % of that video and the file
-# cost 24 % more CPU in-process: the default stays. (long_video.ShotDetect.derived_params picks this one.)
+# Whole-shot output (every segmentation rule off: the clips cover about the whole video) takes the file from 3x:
+# remeasured on another machine (2026-12-03), the same 640x360 source used 12 % less machine CPU with it (median
+# 40.5 vs 45.7 CPU-s) and 5 % less wall, where the walls above had it slower. With the recipe's default rules the
+# clips covered ~10 % of that video and the file cost 24 % more CPU in one process, so 8x stays the rule there.
+# (long_video.ShotDetect.derived_params picks this one.)
 WHOLE_SHOT_PROXY_FILE_MIN_PIXEL_RATIO = 3.0
 
 

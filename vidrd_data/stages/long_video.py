@@ -19,7 +19,7 @@ from vidrd_data.items import Item
 from vidrd_data.media.decode import check_frame_buffer
 from vidrd_data.media.scan import (WHOLE_SHOT_PROXY_FILE_MIN_PIXEL_RATIO, ScanConfig, ScanHeader, ScanPart, ScanRange,
                                    decode_jpeg, plan_ranges, scan_part, scan_video)
-from vidrd_data.segmentation import SegmentRules, Shot, grid_frames, shots_from_cuts
+from vidrd_data.segmentation import Shot, grid_frames, shots_from_cuts
 from vidrd_data.stages.base import ModelStageParams, Resources, Stage, StageContext, StageParams, register_stage
 
 _EPS = 1e-6
@@ -96,17 +96,16 @@ class ShotDetect(Stage):
     def derived_params(cls, params, recipe, clip) -> dict[str, Any]:
         """Whole-shot output (segment_shots keeps every shot, the clip spec takes a whole shot): clips cover about
         the whole video, so the decode-once file pays from smaller sources (media.scan's measured ratios)."""
-        seg = {k: v for k, v in (recipe.get("segment_shots") or {}).items()
-               if v is not None and k in SegmentRules.__dataclass_fields__}
         if "segment_shots" not in recipe or clip.get("frames"):
             return {}
-        try:
-            rules = SegmentRules(**seg)
+        from vidrd_data.stages.long_video_segments import SegmentShots
+
+        try:  # the rules as segment_shots applies them (the clip spec's bounds merged in)
+            rules = SegmentShots(recipe["segment_shots"] or {}, StageContext(clip=clip)).rules
         except (TypeError, ValueError):  # segment_shots' own check reports it
             return {}
         longest_shot = float(params.get("max_shot_s") or cls.Params.model_fields["max_shot_s"].default)
-        longest_clip = clip.get("max_seconds")
-        if rules.keeps_every_shot(longest_shot) and (not longest_clip or longest_clip >= longest_shot):
+        if rules.keeps_every_shot(longest_shot):
             return {"proxy_file_min_pixel_ratio": WHOLE_SHOT_PROXY_FILE_MIN_PIXEL_RATIO}
         return {}
 
