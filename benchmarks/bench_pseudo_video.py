@@ -89,15 +89,40 @@ def distinct_view(im: Image.Image, cycle: int) -> Image.Image:
     return im.resize((round(im.width * f), round(im.height * f)), Image.Resampling.LANCZOS)
 
 
-def render_like_pipeline(path: Path, key: str) -> np.ndarray:
-    """The frames the image_text recipe renders for this input (its defaults, its per-key seed)."""
-    from vidrd_data import pseudo_motion as pm
+_STAGES: list = []
 
-    img = Image.open(path)
-    img.draft("RGB", (SIZE[0] * 2, SIZE[1] * 2))
-    img = img.convert("RGB")
-    _, windows = pm.fit_motion(img.size, SIZE, pm.draw_motion(pm.item_seed(0, key)), FRAMES, 2.0)
-    return pm.render(img, windows, SIZE)
+
+def _pipeline_stages() -> list:
+    """The image_text recipe's load_image and pseudo_motion, with the params a build resolves (its defaults and
+    what they derive from each other)."""
+    from bench_common import make_stages
+    from profile_pipelines import recipe_cpu_stages
+
+    if not _STAGES:
+        clip = {"fps": FPS, "size": list(SIZE), "frames": FRAMES}
+        specs = dict(recipe_cpu_stages("image_text.yaml", {}, clip)[0])
+        _STAGES.extend(make_stages([(n, specs[n]) for n in ("load_image", "pseudo_motion")], clip))
+    return _STAGES
+
+
+def _through(stages: list, path: Path, key: str):
+    from bench_common import apply_stages
+
+    from vidrd_data.items import Item
+
+    [item] = apply_stages(stages, [Item(key=key, source="bench", input_id=path.name,
+                                        data={"path": str(path), "caption": "-"})])
+    return item
+
+
+def decode_like_pipeline(path: Path) -> Image.Image:
+    """The picture as the recipe's load_image decodes it (reduced to what the pseudo-video needs)."""
+    return _through(_pipeline_stages()[:1], path, "decode").data["image"]
+
+
+def render_like_pipeline(path: Path, key: str) -> np.ndarray:
+    """The frames the image_text recipe renders for this input (its per-key seed)."""
+    return _through(_pipeline_stages(), path, key).data["frames"]
 
 
 def _encode_ours(npy: str) -> int:

@@ -50,11 +50,12 @@ def offline_videos() -> list[Path]:
     return found
 
 
-def recipe_specs(k: int) -> tuple[list[tuple[str, dict]], list[str]]:
+def recipe_specs(k: int, seconds: float = 2.0) -> tuple[list[tuple[str, dict]], list[str]]:
     """The short_video recipe's CPU stages as shipped (profile_pipelines.recipe_cpu_stages), K clips per video."""
     from profile_pipelines import recipe_cpu_stages
 
-    return recipe_cpu_stages("short_video.yaml", {"plan_clips": {"policy": "multi", "max_clips": k}})
+    return recipe_cpu_stages("short_video.yaml", {"plan_clips": {"policy": "multi", "max_clips": k}},
+                             clip_spec(seconds))
 
 
 def clip_spec(seconds: float) -> dict:
@@ -71,7 +72,7 @@ def _ours_one(args) -> tuple[int, float]:
     from profile_pipelines import video_items
 
     if mode not in _WORKER:
-        specs = recipe_specs(k)[0] if mode == "recipe" else [("cut", {"keyframes": [0.5]}),
+        specs = recipe_specs(k, seconds)[0] if mode == "recipe" else [("cut", {"keyframes": [0.5]}),
                                                               ("encode", {"preset": "veryfast", "crf": 20})]
         _WORKER[mode] = make_stages(specs, clip_spec(seconds))
     items = video_items([Path(path)])
@@ -88,7 +89,7 @@ def plan(videos: list[Path], seconds: float, k: int) -> dict[Path, list[tuple[fl
     """The recipe's clip spans per video (its stages up to plan_clips: probe, shot detection, planning)."""
     from profile_pipelines import video_items
 
-    specs, _ = recipe_specs(k)
+    specs, _ = recipe_specs(k, seconds)
     names = [n for n, _ in specs]
     stages = make_stages(specs[:names.index("plan_clips") + 1], clip_spec(seconds))
     spans: dict[Path, list[tuple[float, float]]] = {}

@@ -33,24 +33,29 @@ def _items(kind: str, paths: list[Path]):
                  meta={"source": {"kind": kind}, "captions": {"original": "a caption"}}) for p in paths]
 
 
-def recipe_cpu_stages(recipe: str, overrides: dict[str, dict]) -> tuple[list[tuple[str, dict]], list[str]]:
-    """The recipe's stages as shipped (params + overrides), minus its model stages (actors in a build; the
-    captioners' cost depends on real weights). The skipped captioners' place is taken by an `original`
-    caption on each item, so caption_select keeps every clip."""
+def recipe_cpu_stages(recipe: str, overrides: dict[str, dict], clip: dict) -> tuple[list[tuple[str, dict]], list[str]]:
+    """The recipe's stages as shipped (params + overrides, plus what each derives from the others and the clip
+    spec, as the manifest resolves them), minus its model stages (actors in a build; the captioners' cost depends
+    on real weights). The skipped captioners' place is taken by an `original` caption on each item, so
+    caption_select keeps every clip."""
     import yaml
 
+    from vidrd_data.manifest import StageSpec, _with_derived_params
     from vidrd_data.stages.base import get_stage
 
     doc = yaml.safe_load((REPO / "pipelines" / recipe).read_text())
+    resolved = _with_derived_params([StageSpec(stage=st["stage"], params={**(st.get("params") or {}),
+                                                                          **overrides.get(st["stage"], {})})
+                                     for st in doc["stages"]], clip)
     specs, skipped = [], []
-    for st in doc["stages"]:
-        name, params = st["stage"], dict(st.get("params") or {})
-        if get_stage(name).uses_model:
-            skipped.append(name)
+    for st in resolved:
+        if get_stage(st.stage).uses_model:
+            skipped.append(st.stage)
             continue
-        if name == "caption_select":
+        params = dict(st.params)
+        if st.stage == "caption_select":
             params["priority"] = ["original"]
-        specs.append((name, params | overrides.get(name, {})))
+        specs.append((st.stage, params))
     return specs, skipped
 
 
@@ -61,22 +66,24 @@ def image_text(work: Path, full: bool):
     items = _items("image", paths)
     for it, p in zip(items, paths):  # the caption sidecar, as the folder source hands it on
         it.data["caption_path"] = str(p.with_suffix(".txt"))
-    specs, skipped = recipe_cpu_stages("image_text.yaml", {})
-    return specs, skipped, {"fps": 8, "size": [256, 256], "frames": 16}, items
+    clip = {"fps": 8, "size": [256, 256], "frames": 16}
+    specs, skipped = recipe_cpu_stages("image_text.yaml", {}, clip)
+    return specs, skipped, clip, items
 
 
 def short_video(work: Path, full: bool):
     from bench_short_video import offline_videos
 
-    specs, skipped = recipe_cpu_stages("short_video.yaml", {"plan_clips": {"policy": "multi", "max_clips": 6}})
-    return specs, skipped, {"fps": 8, "size": [256, 256], "frames": 16}, _items("video", offline_videos())
+    clip = {"fps": 8, "size": [256, 256], "frames": 16}
+    specs, skipped = recipe_cpu_stages("short_video.yaml", {"plan_clips": {"policy": "multi", "max_clips": 6}}, clip)
+    return specs, skipped, clip, _items("video", offline_videos())
 
 
 def long_video_specs() -> tuple[list[tuple[str, dict]], list[str]]:
     """The long_video recipe's CPU stages, bench_long_video's like-for-like overrides, histogram embedder."""
-    from bench_long_video import FILTERS_OFF
+    from bench_long_video import CLIP, FILTERS_OFF
 
-    specs, skipped = recipe_cpu_stages("long_video.yaml", {"segment_shots": FILTERS_OFF})
+    specs, skipped = recipe_cpu_stages("long_video.yaml", {"segment_shots": FILTERS_OFF}, CLIP)
     skipped.remove("embed_shots")  # the colour-histogram embedder is model-free: it runs here
     at = [n for n, _ in specs].index("segment_shots")
     specs.insert(at, ("embed_shots", {"model": "color_histogram"}))

@@ -16,13 +16,14 @@ import io
 import json
 import time
 from collections import defaultdict
-from typing import Any, Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterable
 
 from vidrd_data.items import FAILED, FILTERED, SUCCESS
 from vidrd_format.shards import (SCHEMA_VERSION, SHARD_DIR, committed_shards, own_file, parse_stem, shard_files,
                                  url_to_fs)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATUS_COLUMNS = ["key", "source", "input_id", "status", "stage", "reason", "shard", "metadata"]
 
@@ -33,8 +34,14 @@ def shard_dir(output: str) -> tuple[Any, str]:
 
 
 def status_parquet(rows: list[dict[str, Any]]) -> bytes:
+    """The rows as parquet, every column a string (null where a row has none). pyarrow directly: a writer task's
+    fresh worker process would otherwise import pandas for it (~1 CPU-s before the build's first shard)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in STATUS_COLUMNS})
     buf = io.BytesIO()
-    pd.DataFrame(rows, columns=STATUS_COLUMNS).to_parquet(buf, index=False)
+    pq.write_table(table, buf)
     return buf.getvalue()
 
 
@@ -102,6 +109,8 @@ def set_aside(fs, sdir: str, stems: list[str], why: str) -> list[str]:
 
 def read_status(output: str) -> pd.DataFrame:
     """Every committed status row; for an input with rows in several shards of its partition, the latest wins."""
+    import pandas as pd
+
     frames = []
     for shard in committed_shards(output):
         with shard.fs.open(shard.files.parquet, "rb") as f:

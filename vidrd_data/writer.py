@@ -18,9 +18,7 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterator
 
 from vidrd_data.items import FAILED, FILTERED, OK, SUCCESS, Item, make_key
 from vidrd_data.runtime import TASK_RETRIES, StepPlan, await_pools, pack, run_stages, task_resources, unpack
@@ -31,6 +29,9 @@ from vidrd_data.sources.base import Partition, SourceReader
 from vidrd_data.stages.base import StageContext
 from vidrd_format.shards import CommittedShard, ShardWriter, parse_stem, shard_files, shard_stem, url_to_fs, \
     verify_shard
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -86,7 +87,9 @@ def _writer_identity() -> dict[str, Any]:
     return ident
 
 
-def _prior(fs, sdir: str, stems: list[str]) -> tuple[pd.DataFrame, list[dict]]:
+def _prior(fs, sdir: str, stems: list[str]) -> tuple["pd.DataFrame", list[dict]]:
+    import pandas as pd  # only a partition with earlier shards (a resumed or retried build) reads them
+
     frames, stats = [], []
     for stem in stems:
         files = shard_files(sdir, stem)

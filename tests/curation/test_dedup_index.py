@@ -169,3 +169,16 @@ def test_a_lost_partition_closed_by_the_driver_lets_later_ones_finish():
     assert idx.verdicts("src", 1) == [None]
     idx.close("src", 1, [("k", _clip_fp(3))])  # a retried writer: the same answer
     assert idx.verdicts("src", 1) == [None]
+
+
+def test_the_index_actors_module_starts_light(tmp_path):
+    """Each build starts its index actor in a fresh worker process and its first shard waits for it: the actor's
+    module and a fresh output's seeding import neither the stages package nor pandas (~1 CPU-s each)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vidrd_data.curation.index_holder import IndexHolder; "
+            f"h = IndexHolder(5, [{str(tmp_path / 'fresh')!r}], []); assert h.ready() == {{{str(tmp_path / 'fresh')!r}: 0}}; "
+            "print(sorted(m for m in sys.modules if m == 'pandas' or m.startswith('vidrd_data.stages')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

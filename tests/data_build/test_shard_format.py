@@ -104,3 +104,19 @@ def test_names_and_keys():
         write_sample(tf, "a.b", _members(0))
     with pytest.raises(ValueError, match="exactly"), tarfile.open(fileobj=io.BytesIO(), mode="w") as tf:
         write_sample(tf, "ab", {"mp4": b""})
+
+
+def test_status_rows_are_string_columns_even_where_every_row_is_null():
+    """Every status parquet has the same schema (a shard whose rows all lack a reason too): readers that
+    concatenate shards (pandas, Hugging Face datasets) see one type per column."""
+    import pyarrow.parquet as pq
+
+    from vidrd_data.sink import STATUS_COLUMNS, status_parquet
+
+    rows = [{"key": "a", "source": "s", "input_id": "a.jpg", "status": "success", "stage": None, "reason": None,
+             "shard": "s-000000", "metadata": "{}"}]
+    table = pq.read_table(io.BytesIO(status_parquet(rows)))
+    assert table.column_names == STATUS_COLUMNS
+    assert {str(t) for t in table.schema.types} == {"string"}
+    assert table.to_pylist() == rows
+    assert pq.read_table(io.BytesIO(status_parquet([]))).num_rows == 0

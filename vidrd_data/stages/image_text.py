@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -74,9 +75,30 @@ class LoadImage(Stage):
         max_pixels: int = Field(80_000_000, gt=0)  # larger images are filtered (too_large), never decoded
         min_side: int = Field(64, ge=1)  # shorter side below this: filtered (too_small)
         max_file_bytes: int = Field(DEFAULT_MAX_IMAGE_FILE_BYTES, ge=1)  # larger files: filtered, never read
+        # Decode large images down to (never below) this multiple of the clip size on both sides, as displayed:
+        # JPEG by DCT scaling while decoding, then any format by an integer box reduction. Derived from the
+        # recipe's pseudo_motion (see derived_params); 2.0 where there is none.
+        decode_min_scale: float = Field(2.0, ge=1.0)
 
     requires = (("path", "member", "image_bytes"),)  # a file (folder, table readers) or a tar sample's bytes (webdataset)
     provides = ("image", "meta.captions")
+
+    @classmethod
+    def derived_params(cls, params, recipe, clip) -> dict[str, Any]:
+        """What pseudo_motion needs of the decoded picture: render() shrinks it until the widest window is at most
+        1.25x the clip anyway, and fit_motion() must take the same decision (zoom kept, shrunk or filtered) as on
+        the full picture: its tightest window (1/zoom of the widest) within upscale_limit."""
+        if "pseudo_motion" not in recipe:
+            return {}
+        pm_params = recipe["pseudo_motion"] or {}
+        try:
+            zoom_max = max(float(z) for z in pm_params.get("zoom_range", PseudoMotion.Params.model_fields["zoom_range"].default))
+            limit = float(pm_params.get("upscale_limit", PseudoMotion.Params.model_fields["upscale_limit"].default))
+        except (TypeError, ValueError):  # pseudo_motion's own validation reports it
+            return {}
+        if limit <= 0:
+            return {}
+        return {"decode_min_scale": round(max(pm.RENDER_MAX_SHRUNK_SCALE, zoom_max / limit), 4)}
 
     def process(self, item: Item) -> list[Item]:
         max_pixels = int(self.params.get("max_pixels", 80_000_000))
@@ -107,11 +129,12 @@ class LoadImage(Stage):
                 return [item.filter(self.name, f"too_large: {w}x{h} = {w * h / 1e6:.0f} MP > max_pixels {max_pixels / 1e6:.0f} MP")]
             if min(w, h) < min_side:
                 return [item.filter(self.name, f"too_small: {w}x{h}, shorter side < min_side {min_side}")]
-            # Decode at reduced scale where the codec allows it (JPEG DCT scaling): cheap and alias-free. At least
-            # twice the clip size as displayed: a quarter-turn EXIF orientation swaps the stored sides.
-            tw, th = self.ctx.clip["size"]
+            # Decode at reduced scale where the codec allows it (JPEG DCT scaling): cheap and alias-free. Never
+            # below decode_min_scale x the clip as displayed: a quarter-turn EXIF orientation swaps the stored sides.
+            scale = float(self.params.get("decode_min_scale", 2.0))
+            need_w, need_h = (math.ceil(scale * int(v)) for v in self.ctx.clip["size"])
             turned = img.format == "JPEG" and img.getexif().get(0x0112) in (5, 6, 7, 8)  # JPEG: EXIF precedes pixels
-            img.draft("RGB", (th * 2, tw * 2) if turned else (tw * 2, th * 2))
+            img.draft("RGB", (need_h, need_w) if turned else (need_w, need_h))
             try:
                 img.load()
             except OSError as exc:
@@ -120,7 +143,10 @@ class LoadImage(Stage):
         orientation = int(img.getexif().get(0x0112, 1) or 1)
         if orientation in (5, 6, 7, 8):  # a quarter turn: displayed (and used) as h x w
             w, h = h, w
-        d["image"] = to_rgb(img)
+        rgb = to_rgb(img)
+        # What DCT scaling could not take (other formats; a JPEG's remaining factor is < 2): a k x k box average.
+        k = min(rgb.width // need_w, rgb.height // need_h)
+        d["image"] = rgb.reduce(k) if k >= 2 else rgb
         d["image_mode"] = img.mode
         item.meta["captions"] = {**item.meta.get("captions", {}), "original": caption}
         item.meta.setdefault("source", {})["image_size"] = [w, h]  # as displayed (after EXIF orientation)
@@ -169,8 +195,12 @@ class PseudoMotion(Stage):
             return [item.filter(self.name, f"upscale_limit: {exc}")]
         item.data["frames"] = pm.render(image, windows, target)
         item.data["path_motion"] = pm.path_motion(windows, target, float(clip["fps"]))  # the `motion` stage's
-        item.meta["pseudo_video"] = {**motion.as_meta(), "upscale": round(pm.max_upscale(windows, target), 4),
-                                     "first_window": [round(float(v), 2) for v in windows[0]],
-                                     "last_window": [round(float(v), 2) for v in windows[-1]]}
+        # The json speaks of the picture as displayed (load_image may have decoded it smaller): windows in its
+        # pixels, the upscale against its pixels.
+        shown = item.meta.get("source", {}).get("image_size") or image.size
+        in_shown = windows * np.array([shown[0] / image.width, shown[1] / image.height] * 2)
+        item.meta["pseudo_video"] = {**motion.as_meta(), "upscale": round(pm.max_upscale(in_shown, target), 4),
+                                     "first_window": [round(float(v), 2) for v in in_shown[0]],
+                                     "last_window": [round(float(v), 2) for v in in_shown[-1]]}
         item.meta.setdefault("source", {})["span"] = None
         return [item]
