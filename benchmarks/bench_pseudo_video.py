@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, Timed, load_note, ratio_line  # noqa: E402
+from bench_common import REPO, Timed, load_note, measured, ratio_line  # noqa: E402
 
 SIZE, FRAMES, FPS, LONG_SIDE = (256, 256), 16, 8, 1024
 _SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
@@ -220,9 +220,10 @@ def bench_format(ext: str, n: int, repeats: int, work: Path, pool) -> dict[str, 
     try:
         for r in range(repeats):
             for name, fn in jobs.items():
-                t = time.perf_counter()
-                fn()
-                timed[name].walls.append(time.perf_counter() - t)
+                _, wall, cpu, steal = measured(fn)
+                timed[name].walls.append(wall)
+                timed[name].cpu.append(cpu)
+                timed[name].steal.append(steal)
             print(f"  {ext} round {r + 1}/{repeats}: " + ", ".join(
                 f"{k} {n / v.walls[-1]:.1f} clips/s" for k, v in timed.items()))
     finally:
@@ -252,19 +253,24 @@ def bench_steady(work: Path, pool, small: int, big: int, repeats: int) -> tuple[
                     os.link(f, folder / f.name)
             manifests[n] = write_manifest(folder, work / f"out_steady_{n}")
         walls: dict[tuple[str, int], list[float]] = {}
+        cpus: dict[tuple[str, int], list[float]] = {}
+        steals: dict[tuple[str, int], list[float]] = {}
         for r in range(repeats):
             for n in (small, big):
                 for name, fn in (("ours", lambda: run_ours(manifests[n], n)),
                                  ("encode-only", lambda: pool.map(_encode_ours, npys[:n], chunksize=1))):
-                    t = time.perf_counter()
-                    fn()
-                    walls.setdefault((name, n), []).append(time.perf_counter() - t)
+                    _, wall, cpu, steal = measured(fn)
+                    for d, v in ((walls, wall), (cpus, cpu), (steals, steal)):
+                        d.setdefault((name, n), []).append(v)
             print(f"  steady round {r + 1}/{repeats}: " + ", ".join(
                 f"{name} {big - small} more clips in {walls[name, big][-1] - walls[name, small][-1]:.2f} s"
                 for name in ("ours", "encode-only")))
     finally:
         shutil.rmtree(frames_dir, ignore_errors=True)
-    return tuple(Timed(name, [b - a for a, b in zip(walls[name, small], walls[name, big])])
+    def extra(d: dict, name: str) -> list[float]:  # what the big build took beyond the small one, per round
+        return [b - a for a, b in zip(d[name, small], d[name, big])]
+
+    return tuple(Timed(name, extra(walls, name), cpu=extra(cpus, name), steal=extra(steals, name))
                  for name in ("ours", "encode-only"))
 
 

@@ -5,11 +5,11 @@ probe        ffprobe + one cheap demux pass: duration, fps, size, codec, rotatio
              be clips (unreadable, no video stream, no decoder), filters too large / too small pictures
              (too_large, too_small) and notices truncated data.
 detect_shots one decoding pass at detection size: hard cuts and gradual transitions (media.shots) -> the
-             shot bodies clips may use.
+             shot bodies clips may use; the decoded frames are kept for cut (media.kept_frames, a budget).
 plan_clips   one video -> n clip items (fan-out), each with its span [start, end) in source seconds, each
              inside one shot (clip_plan); a video too short for one clip is filtered too_short.
-cut          decodes the span to exactly the clip spec's frames/fps/size (PyAV in-process, or the task's GPU:
-             media.gpu_decode) + keyframes.
+cut          the span at exactly the clip spec's frames/fps/size (detect_shots' kept frames, else decoded: PyAV
+             in-process, or the task's GPU: media.gpu_decode) + keyframes.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydantic import Field
 from vidrd_data.clip_plan import NoRoom, Window, plan_spans
 from vidrd_data.item_guard import DEFAULT_MAX_VIDEO_FILE_BYTES
 from vidrd_data.items import Item, make_key
+from vidrd_data.media import kept_frames
 from vidrd_data.media.decode import DecodeError, VideoReader
 from vidrd_data.media.gpu_decode import Unsupported, cut_spans, task_decode_device, warn_once
 from vidrd_data.media.gpu_scan import detect_shots_on_device
@@ -146,10 +147,17 @@ class DetectShots(Stage):
         transition_pad_s: float = Field(0.6, ge=0)
         threads: int = Field(1, ge=1)  # decoder threads per worker (PyAV)
         decoder: Literal["auto", "cpu", "cuda"] = "auto"  # media.gpu_decode: auto = the task's GPU if it has one
+        # Decoded frames kept for `cut` in the same task (media.kept_frames), per worker: cut then decodes nothing
+        # again. A video whose frames do not fit what is left is decoded again by cut. 0: never kept.
+        keep_frames_mb: float = Field(256.0, ge=0)
 
     requires = ("path", "meta.probe")
     provides = ("shot_spans",)
     decodes_video = True  # the runtime gives its task a GPU share where one is free (runtime.place_gpu_decoding)
+
+    def process_batch(self, items: list[Item]) -> list[Item]:
+        kept_frames.clear()  # a new chunk: frames no cut took (their video filtered since) are let go
+        return super().process_batch(items)
 
     def process(self, item: Item) -> list[Item]:
         import av
@@ -165,15 +173,20 @@ class DetectShots(Stage):
         if finder is None:
             reader = VideoReader(item.data["path"], threads=int(self.params.get("threads", 1)))
             finder = ShotFinder(cfg, 1.0 / reader.frame_step)
+            kept = kept_frames.start(item.data["path"], reader, float(self.params.get("keep_frames_mb", 256.0)))
             end = 0.0
             try:
                 for t, frame in reader.frames():
                     finder.push(t, frame)
+                    if kept is not None and not kept.add(t, frame):
+                        kept = None  # over the budget: cut decodes this one again
                     end = max(end, t + reader.frame_step)
             except (av.FFmpegError, DecodeError) as err:  # damaged tail: the shots end where decoding did
                 stopped = f"decoding stopped at {end:.2f} s: {err}"
             finally:
                 reader.close()
+            if kept is not None and stopped is None:  # a damaged file is decoded again by cut, as before
+                kept_frames.keep(kept)
         usable = float(item.meta["probe"]["usable_duration"])
         duration = min(end, usable) if end > 0 else usable
         cuts, transitions = finder.finish(duration)
@@ -214,7 +227,11 @@ class Cut(Stage):
         for path, group in groups.items():
             spans = [tuple(it.data["span"]) for it in group]  # popped only once cut: a retry sees them
             lengths = {int(want) if want else int(math.floor((e - s) * fps + _EPS)) for s, e in spans}
-            if len(lengths) == 1:
+            kept = kept_frames.take(path) if device is None else None  # detect_shots' frames (this task's)
+            if kept is not None:
+                results = kept_frames.cut_kept(kept, spans, fps, tuple(self.ctx.clip["size"]),
+                                               frames=int(want) if want else None)
+            elif len(lengths) == 1:
                 results = cut_spans(path, spans, fps, tuple(self.ctx.clip["size"]), frames=lengths.pop(),
                                     threads=threads, keyframes=group[0].data.get("keyframe_times"), device=device)
             else:  # min/max-seconds clips of different lengths: one pass each
