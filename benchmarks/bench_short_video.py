@@ -13,7 +13,9 @@ short_video recipe's clip spans (probe, shot detection, plan_clips multi: up to 
    video per task like the Ray build (longest first): exactly the anchor's work. RATIO target >= 3x.
 3. Ours recipe: every CPU stage of the recipe from the file (probe, detect_shots, plan_clips, cut,
    caption_label, caption_select, motion, dedup, encode; the model stages are not run), for the record.
-3. Captioner: caption_blip2's Blip2Captioner with the tiny random BLIP-2, 16 keyframes per batch, CPU.
+4. Ours recipe, decoding again: the same with detect_shots keeping no frames (keep_frames_mb 0), so cut decodes
+   each video a second time: the RATIO of 3 against 4 is what the kept frames save.
+5. Captioner: caption_blip2's Blip2Captioner with the tiny random BLIP-2, 16 keyframes per batch, CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import Timed, apply_stages, build_worker_malloc, load_note, make_stages, ratio_line  # noqa: E402
+from bench_common import (Timed, apply_stages, build_worker_malloc, load_note, make_stages, measured,  # noqa: E402
+                          ratio_line)
 
 SIZE, FPS = (256, 256), 8.0
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -63,6 +66,7 @@ def clip_spec(seconds: float) -> dict:
 
 
 _WORKER: dict = {}
+AGAIN = "recipe, decoding again"
 
 
 def _ours_one(args) -> tuple[int, float]:
@@ -72,8 +76,12 @@ def _ours_one(args) -> tuple[int, float]:
     from profile_pipelines import video_items
 
     if mode not in _WORKER:
-        specs = recipe_specs(k, seconds)[0] if mode == "recipe" else [("cut", {"keyframes": [0.5]}),
-                                                              ("encode", {"preset": "veryfast", "crf": 20})]
+        if mode.startswith("recipe"):
+            specs = recipe_specs(k, seconds)[0]
+            if mode == AGAIN:  # detect_shots keeps no frames: cut decodes each video a second time
+                specs = [(n, {**p, "keep_frames_mb": 0}) if n == "detect_shots" else (n, p) for n, p in specs]
+        else:
+            specs = [("cut", {"keyframes": [0.5]}), ("encode", {"preset": "veryfast", "crf": 20})]
         _WORKER[mode] = make_stages(specs, clip_spec(seconds))
     items = video_items([Path(path)])
     if mode == "cut+encode":
@@ -176,27 +184,35 @@ def main() -> None:
 
     # the workers allocate as a build's Ray workers do (bench_common.build_worker_malloc)
     with ProcessPoolExecutor(args.workers, initializer=build_worker_malloc if not args.default_malloc else None) as pool:
-        for mode in ("cut+encode", "recipe"):  # warm both workers: imports, stage set-up
+        modes = ("cut+encode", "recipe", AGAIN)
+        for mode in modes:  # warm both workers: imports, stage set-up
             list(pool.map(_ours_one, [(mode, v, spans[v], args.seconds, args.clips_per_video)
                                       for v in list(spans)[:args.workers]]))
-        ff, cut, rec = Timed("ffmpeg"), Timed("cut+encode"), Timed("recipe")
+        ff, cut, rec, again = Timed("ffmpeg"), Timed("cut+encode"), Timed("recipe"), Timed(AGAIN)
         for r in range(repeat):  # interleaved, so all see the same machine state
-            ff.walls.append(bench_ffmpeg(flat, args.workers))
-            for t, mode in ((cut, "cut+encode"), (rec, "recipe")):
-                dt, n_clips = bench_ours(mode, spans, args.seconds, args.clips_per_video, pool)
-                if mode == "cut+encode" and n_clips != len(flat):
-                    raise RuntimeError(f"{mode}: {n_clips} clips, the plan has {len(flat)}")
-                t.walls.append(dt)
-                t.extra.append(n_clips)  # the recipe's dedup may drop alike clips (per worker here)
+            for t, mode in ((ff, "ffmpeg"), (cut, "cut+encode"), (rec, "recipe"), (again, AGAIN)):
+                if mode == "ffmpeg":
+                    _, wall, cpu, steal = measured(lambda: bench_ffmpeg(flat, args.workers))
+                else:
+                    (_, n_clips), wall, cpu, steal = measured(
+                        lambda: bench_ours(mode, spans, args.seconds, args.clips_per_video, pool))
+                    if mode == "cut+encode" and n_clips != len(flat):
+                        raise RuntimeError(f"{mode}: {n_clips} clips, the plan has {len(flat)}")
+                    t.extra.append(n_clips)  # the recipe's dedup may drop alike clips (per worker here)
+                t.walls.append(wall)
+                t.cpu.append(cpu)
+                t.steal.append(steal)
             print(f"  round {r + 1}/{repeat}: ffmpeg {ff.walls[-1]:.2f} s, ours cut+encode {cut.walls[-1]:.2f} s, "
-                  f"ours recipe {rec.walls[-1]:.2f} s")
+                  f"ours recipe {rec.walls[-1]:.2f} s, {AGAIN} {again.walls[-1]:.2f} s")
     print(f"{'':36s}{'source s/s':>12s}{'clips/s':>10s}{'wall s':>9s}")
     for name, t in (("bare ffmpeg (1 proc/clip)", ff), ("ours cut+encode (PyAV in-process)", cut),
-                    ("ours, recipe's CPU stages", rec)):
+                    ("ours, recipe's CPU stages", rec), ("ours, recipe, decoding again", again)):
         print(f"{name:36s}{total_s / t.median:12.1f}{len(flat) / t.median:10.2f}{t.median:9.2f}")
     print(ratio_line("short videos, ours cut+encode vs one ffmpeg process per clip (2 at a time)", cut, ff, 3.0))
     print(ratio_line(f"short videos, ours recipe (+ probe, shot detection, motion, dedup; kept {rec.extra[-1]} of "
                      f"{len(flat)} clips) vs one ffmpeg process per clip", rec, ff, None))
+    print(ratio_line("short videos, recipe: cut from detect_shots' kept frames vs decoding each video again", rec,
+                     again, None))
     if args.full:
         c = bench_captioner(args.caption_batches, 16)
         print(f"caption_blip2, tiny random BLIP-2, CPU: {c['batches_per_s']:.2f} batches/s of {c['batch']} "
