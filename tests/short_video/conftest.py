@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.short_video.sv_helpers import cfr_times, ffmpeg, vfr_times, write_video
+from tests.short_video.sv_helpers import cfr_times, ffmpeg, vfr_times, write_coded, write_video
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +57,26 @@ def tiny_blip2(tmp_path_factory) -> Path:
     from vidrd_testing.tiny_models import save_tiny_blip2
 
     return save_tiny_blip2(tmp_path_factory.mktemp("models") / "tiny-blip2")
+
+
+def write_bframes(path: Path, codec: str, times_ms: list[int], options: dict[str, str]) -> Path:
+    """A video with B-frames whose frame k shows k (sv_helpers.gray), at the given times (ms)."""
+    return write_coded(path, codec, times_ms, options, per_frame=path.suffix == ".avi" or codec == "mpeg2video")
+
+
+@pytest.fixture(scope="session")
+def bframe_media(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("skip_unshown")
+    x264 = {"preset": "ultrafast", "qp": "10", "bf": "3", "b_strategy": "0", "g": "50"}
+    return {
+        "h264_b": write_bframes(d / "b.mp4", "libx264", cfr_times(6.0), {**x264, "x264-params": "b-pyramid=none"}),
+        "h264_pyramid": write_bframes(d / "pyr.mp4", "libx264", cfr_times(6.0),
+                                      {**x264, "x264-params": "b-pyramid=normal"}),
+        "h264_vfr": write_bframes(d / "vfr.mkv", "libx264", vfr_times(), {**x264, "x264-params": "b-pyramid=normal"}),
+        "hevc": write_bframes(d / "hevc.mp4", "libx265", cfr_times(4.0),
+                              {"preset": "ultrafast", "x265-params": "bframes=3:log-level=none"}),
+        "mpeg4_mp4": write_bframes(d / "m4.mp4", "mpeg4", cfr_times(5.0), {"bf": "2", "g": "40", "qscale": "2"}),
+        "mpeg4_avi": write_bframes(d / "m4.avi", "mpeg4", cfr_times(5.0), {"bf": "2", "g": "40", "qscale": "2"}),
+        "mpeg2_mkv": write_bframes(d / "m2.mkv", "mpeg2video", cfr_times(5.0), {"bf": "2", "g": "30", "qscale": "2"}),
+        "mpeg2_ts": write_bframes(d / "m2.ts", "mpeg2video", cfr_times(5.0), {"bf": "2", "g": "30", "qscale": "2"}),
+    }

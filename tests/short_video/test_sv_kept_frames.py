@@ -10,27 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.short_video.sv_helpers import cfr_times, real_clip, vfr_times, write_coded
+from tests.short_video.sv_helpers import real_clip
 from tests.short_video.test_sv_skip_unshown import random_spans
 from vidrd_data.items import Item
 from vidrd_data.media import kept_frames
 from vidrd_data.media.decode import DecodeError, decode_spans
 from vidrd_data.media.probe import probe
 from vidrd_data.stages.base import StageContext, make_stage
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("kept")
-    x264 = {"preset": "ultrafast", "qp": "10", "bf": "3", "b_strategy": "0", "g": "50"}
-    return {
-        "h264_pyramid": write_coded(d / "pyr.mp4", "libx264", cfr_times(6.0), {**x264, "x264-params": "b-pyramid=normal"}),
-        "h264_vfr": write_coded(d / "vfr.mkv", "libx264", vfr_times(), {**x264, "x264-params": "b-pyramid=normal"}),
-        "mpeg4_avi": write_coded(d / "m4.avi", "mpeg4", cfr_times(5.0), {"bf": "2", "g": "40", "qscale": "2"},
-                                 per_frame=True),  # AVI: times put back in order by the reader
-        "mpeg2_ts": write_coded(d / "m2.ts", "mpeg2video", cfr_times(5.0), {"bf": "2", "g": "30", "qscale": "2"},
-                                per_frame=True),
-    }
 
 
 def _detect(path: Path, budget_mb: float = 256.0) -> Item:
@@ -64,8 +50,8 @@ def assert_kept_cut_is_the_decoded_cut(path: Path, seed: int, size=(48, 32)) -> 
 
 
 @pytest.mark.parametrize("name", ["h264_pyramid", "h264_vfr", "mpeg4_avi", "mpeg2_ts"])
-def test_kept_frames_cut_like_a_second_decoding(media, name):
-    assert_kept_cut_is_the_decoded_cut(media[name], seed=hash(name) % 1000)
+def test_kept_frames_cut_like_a_second_decoding(bframe_media, name):
+    assert_kept_cut_is_the_decoded_cut(bframe_media[name], seed=hash(name) % 1000)
 
 
 @pytest.mark.parametrize("name", ["bigbuckbunny.mp4", "bikes.mp4", "Megamind.avi", "tree.avi"])
@@ -84,7 +70,7 @@ def _chunk(paths: list[Path], keep_mb: float) -> list[Item]:
     return items
 
 
-def test_the_cut_decodes_nothing_again_unless_the_frames_were_not_kept(media, monkeypatch, tmp_path):
+def test_the_cut_decodes_nothing_again_unless_the_frames_were_not_kept(bframe_media, monkeypatch):
     import vidrd_data.media.gpu_decode as gd
 
     decoded: list[str] = []
@@ -95,7 +81,7 @@ def test_the_cut_decodes_nothing_again_unless_the_frames_were_not_kept(media, mo
         return real(path, *a, **k)
 
     monkeypatch.setattr(gd, "decode_spans", counting)
-    paths = [media["h264_pyramid"], media["mpeg4_avi"]]
+    paths = [bframe_media["h264_pyramid"], bframe_media["mpeg4_avi"]]
     kept_items = _chunk(paths, 256.0)
     assert decoded == [] and len(kept_items) == 6 and all(it.alive for it in kept_items)
     again = _chunk(paths, 0.0)  # nothing kept: every video decoded again, the same clips
@@ -112,22 +98,22 @@ def test_the_cut_decodes_nothing_again_unless_the_frames_were_not_kept(media, mo
     assert decoded == [paths[1].name]
 
 
-def test_a_file_changed_since_detection_is_decoded_again(media, tmp_path):
+def test_a_file_changed_since_detection_is_decoded_again(bframe_media, tmp_path):
     path = tmp_path / "v.mp4"
-    shutil.copy(media["h264_pyramid"], path)
+    shutil.copy(bframe_media["h264_pyramid"], path)
     kept_frames.clear()
     _detect(path)
-    shutil.copy(media["h264_vfr"], path)  # replaced between the stages (another size, another mtime)
+    shutil.copy(bframe_media["h264_vfr"], path)  # replaced between the stages (another size, another mtime)
     assert kept_frames.take(str(path)) is None
     _detect(path)
     assert kept_frames.take(str(path)) is not None and kept_frames.take(str(path)) is None  # handed out once
 
 
-def test_a_new_chunk_lets_go_of_frames_no_cut_took(media):
-    _detect(media["h264_pyramid"])
+def test_a_new_chunk_lets_go_of_frames_no_cut_took(bframe_media):
+    _detect(bframe_media["h264_pyramid"])
     assert kept_frames.in_use_bytes() > 0
-    _detect(media["mpeg4_avi"])  # a new detect_shots batch
-    assert kept_frames.take(str(media["h264_pyramid"])) is None
-    assert kept_frames.take(str(media["mpeg4_avi"])) is not None
+    _detect(bframe_media["mpeg4_avi"])  # a new detect_shots batch
+    assert kept_frames.take(str(bframe_media["h264_pyramid"])) is None
+    assert kept_frames.take(str(bframe_media["mpeg4_avi"])) is not None
     kept_frames.clear()
     assert kept_frames.in_use_bytes() == 0

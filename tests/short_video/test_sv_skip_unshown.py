@@ -15,34 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.short_video.sv_helpers import cfr_times, frame_index, real_clip, vfr_times, write_coded
+from tests.short_video.sv_helpers import frame_index, real_clip
 from vidrd_data.media.decode import VideoReader, decode_spans, no_target_between
 from vidrd_data.media.probe import probe
 
 RATES = (2, 5, 8, 12.5, 24)
-
-
-def write_bframes(path: Path, codec: str, times_ms: list[int], options: dict[str, str]) -> Path:
-    """A video with B-frames whose frame k shows k (sv_helpers.gray), at the given times (ms)."""
-    return write_coded(path, codec, times_ms, options, per_frame=path.suffix == ".avi" or codec == "mpeg2video")
-
-
-@pytest.fixture(scope="module")
-def bframe_media(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("skip_unshown")
-    x264 = {"preset": "ultrafast", "qp": "10", "bf": "3", "b_strategy": "0", "g": "50"}
-    return {
-        "h264_b": write_bframes(d / "b.mp4", "libx264", cfr_times(6.0), {**x264, "x264-params": "b-pyramid=none"}),
-        "h264_pyramid": write_bframes(d / "pyr.mp4", "libx264", cfr_times(6.0),
-                                      {**x264, "x264-params": "b-pyramid=normal"}),
-        "h264_vfr": write_bframes(d / "vfr.mkv", "libx264", vfr_times(), {**x264, "x264-params": "b-pyramid=normal"}),
-        "hevc": write_bframes(d / "hevc.mp4", "libx265", cfr_times(4.0),
-                              {"preset": "ultrafast", "x265-params": "bframes=3:log-level=none"}),
-        "mpeg4_mp4": write_bframes(d / "m4.mp4", "mpeg4", cfr_times(5.0), {"bf": "2", "g": "40", "qscale": "2"}),
-        "mpeg4_avi": write_bframes(d / "m4.avi", "mpeg4", cfr_times(5.0), {"bf": "2", "g": "40", "qscale": "2"}),
-        "mpeg2_mkv": write_bframes(d / "m2.mkv", "mpeg2video", cfr_times(5.0), {"bf": "2", "g": "30", "qscale": "2"}),
-        "mpeg2_ts": write_bframes(d / "m2.ts", "mpeg2video", cfr_times(5.0), {"bf": "2", "g": "30", "qscale": "2"}),
-    }
 
 
 def random_spans(rng: random.Random, duration: float, n: int, length: float) -> list[tuple[float, float]]:
