@@ -39,7 +39,8 @@ def status_parquet(rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({c: pa.array([r.get(c) for r in rows], type=pa.string()) for c in STATUS_COLUMNS})
+    table = pa.table({c: pa.array([None if r.get(c) is None else str(r[c]) for r in rows], type=pa.string())
+                      for c in STATUS_COLUMNS})
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
