@@ -120,3 +120,5 @@ def test_status_rows_are_string_columns_even_where_every_row_is_null():
     assert {str(t) for t in table.schema.types} == {"string"}
     assert table.to_pylist() == rows
     assert pq.read_table(io.BytesIO(status_parquet([]))).num_rows == 0
+    numbered = pq.read_table(io.BytesIO(status_parquet([{**rows[0], "input_id": 7}])))  # an id read as a number
+    assert numbered.column("input_id").to_pylist() == ["7"]
