@@ -1,10 +1,11 @@
 """Where a whole `vidrd-data build` spends its CPU (driver + Ray workers), sampled with py-spy.
 
   pip install py-spy    # into the venv; not a project requirement
-  python benchmarks/profile_build.py record pseudo_video|long_video [--top 25] [--raw /tmp/build.txt]
+  python benchmarks/profile_build.py record pseudo_video|long_video|first_shard [--top 25] [--raw /tmp/build.txt]
 
 `record` starts `run` (bench_pseudo_video's 96 JPEG inputs, or bench_long_video's 1-minute source, built once,
-embedded Ray on 2 CPUs, like the benchmarks) and attaches `py-spy record` to the driver and to every Ray
+embedded Ray on 2 CPUs, like the benchmarks; or first_shard: the demo manifest from a cold start until its first
+shard is committed, Ray's start and the model actors' imports included, as bench_first_shard.py times it) and attaches `py-spy record` to the driver and to every Ray
 worker as it appears (py-spy's --subprocesses does not reach workers the raylet starts), active samples only;
 then `summarize` prints the share of samples per process kind, by the innermost vidrd_data frame, and by
 leaf function (where CPU actually burns).
@@ -28,18 +29,45 @@ def run(pipeline: str) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="prof_build_"))
     try:
-        init_ray(None, num_cpus=2, object_store_mb=512)
+        if pipeline != "first_shard":  # that one starts its own, timed like a user's build
+            init_ray(None, num_cpus=2, object_store_mb=512)
         if pipeline == "pseudo_video":
             from bench_pseudo_video import make_inputs, run_ours, write_manifest
 
             n = len(make_inputs(work / "jpg", 96, "jpg"))
             run_ours(write_manifest(work / "jpg", work / "out"), n)
+        elif pipeline == "first_shard":  # the demo as `vidrd-data build` runs it, until its first commit
+            first_shard_until_commit(work / "out")
         else:
             from bench_long_video import make_input, run_ours, write_manifest
 
             print(run_ours(write_manifest(work, make_input(work, 1.0), "ours")))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def first_shard_until_commit(out: Path) -> None:
+    """`vidrd-data build` of the demo manifest in this process; exits (Ray's reaper stops its processes) the moment
+    the first shard's commit marker appears, so the samples cover command -> first shard (bench_first_shard.py)."""
+    import os
+    import threading
+    import time
+
+    from bench_common import REPO
+
+    from vidrd_data.build import build
+
+    t0 = time.perf_counter()
+
+    def watch() -> None:
+        while not any(out.rglob("*_stats.json")):
+            time.sleep(0.05)
+        print(f"first shard committed after {time.perf_counter() - t0:.2f} s (py-spy attached)", flush=True)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+    os.chdir(REPO)
+    build(REPO / "manifests/demo.yaml", output=str(out), progress=False, out=lambda s: None)
 
 
 def _kind(proc: str) -> str:
@@ -51,7 +79,8 @@ def _kind(proc: str) -> str:
 
 
 def summarize(path: str, top: int) -> None:
-    by_kind, by_ours, by_leaf = collections.Counter(), collections.Counter(), collections.Counter()
+    by_kind, by_proc = collections.Counter(), collections.Counter()
+    by_ours, by_leaf = collections.Counter(), collections.Counter()
     total = 0
     for line in Path(path).read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -61,11 +90,12 @@ def summarize(path: str, top: int) -> None:
         frames = stack.split(";")
         total += n
         by_kind[_kind(frames[0])] += n
+        by_proc[re.sub(r"^process \d+:", "", frames[0]).strip('"')[:60]] += n
         ours = [f for f in frames if "vidrd_data/" in f or "benchmarks/" in f]
         by_ours[re.sub(r" \(.*/(vidrd_data|benchmarks)/", r" (\1/", ours[-1]) if ours else "(no vidrd frame)"] += n
         by_leaf[re.sub(r" \(.*/(site-packages|lib/python3\.\d+)/", r" (", frames[-1])] += n
     print(f"{total} samples")
-    for title, counter in (("process kind", by_kind), ("innermost vidrd frame", by_ours), ("leaf", by_leaf)):
+    for title, counter in (("process kind", by_kind), ("process", by_proc), ("innermost vidrd frame", by_ours), ("leaf", by_leaf)):
         print(f"\nby {title}:")
         for name, n in counter.most_common(top):
             print(f"  {n / total:6.1%}  {name[:150]}")
@@ -117,13 +147,16 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
     print(f"{len(spies)} processes sampled -> {raw}")
 
 
+PIPELINES = ["pseudo_video", "long_video", "first_shard"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("pipeline", choices=["pseudo_video", "long_video"])
+    r.add_argument("pipeline", choices=PIPELINES)
     rec = sub.add_parser("record")
-    rec.add_argument("pipeline", choices=["pseudo_video", "long_video"])
+    rec.add_argument("pipeline", choices=PIPELINES)
     rec.add_argument("--raw", default="/tmp/vidrd_build_profile.txt")
     rec.add_argument("--top", type=int, default=25)
     s = sub.add_parser("summarize")

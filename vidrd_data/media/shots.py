@@ -57,9 +57,55 @@ class DetectConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
 
+def _l1_mean(left: np.ndarray, right: np.ndarray) -> float:
+    """Mean absolute difference of two equal-shape 2-D uint8 planes: OpenCV sums |l - r| in integers (exact below
+    2**53, i.e. any frame), so this is the value numpy's int32 subtract-abs-sum gives, in one pass."""
+    return cv2.norm(left, right, cv2.NORM_L1) / float(left.shape[0] * left.shape[1])
+
+
+def use_exact_fast_pixel_distance() -> bool:
+    """Speed up PySceneDetect's frame score without changing it.
+
+    ContentDetector (and AdaptiveDetector, which scores with it) compares each frame's H, S and V planes with the
+    previous frame's through the module function `_mean_pixel_distance`: three int32 copies, a subtraction, an
+    abs and a sum per plane (~0.07 ms each at 256x144, ~15 % of a scan's CPU). `_l1_mean` returns the same
+    float in one OpenCV call, so the scores and therefore the cuts are unchanged. Installed once per process,
+    and only when the library's function agrees with it on probe planes (a later PySceneDetect that changes
+    the score keeps its own); anything but two equal-shape 2-D uint8 planes still goes to the original.
+    Returns whether the fast path is in use."""
+    from scenedetect.detectors import content_detector as cd
+
+    original = getattr(cd, "_mean_pixel_distance", None)
+    if original is None:
+        return False
+    if getattr(original, "_vidrd_fast", False):
+        return True
+    rng = np.random.default_rng(0)
+    probes = [(rng.integers(0, 256, (27, 48), np.uint8), rng.integers(0, 256, (27, 48), np.uint8)),
+              (np.zeros((9, 16), np.uint8), np.full((9, 16), 255, np.uint8)),
+              (np.full((4, 6), 7, np.uint8), np.full((4, 6), 7, np.uint8))]
+    try:
+        if any(float(original(a, b)) != _l1_mean(a, b) for a, b in probes):
+            return False
+    except Exception:  # noqa: BLE001 - a changed signature: keep the library's own
+        return False
+
+    def mean_pixel_distance(left, right):
+        if (isinstance(left, np.ndarray) and isinstance(right, np.ndarray) and left.dtype == np.uint8
+                and right.dtype == np.uint8 and left.ndim == 2 and left.shape == right.shape):
+            return _l1_mean(left, right)
+        return original(left, right)
+
+    mean_pixel_distance._vidrd_fast = True
+    mean_pixel_distance._vidrd_original = original
+    cd._mean_pixel_distance = mean_pixel_distance
+    return True
+
+
 def make_detector(cfg: DetectConfig):
     from scenedetect.detectors import AdaptiveDetector, ContentDetector
 
+    use_exact_fast_pixel_distance()
     if cfg.detector == "content":
         return ContentDetector(threshold=cfg.threshold, min_scene_len=float(cfg.min_scene_len_s),
                                luma_only=cfg.luma_only)
