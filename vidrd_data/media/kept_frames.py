@@ -43,14 +43,16 @@ class KeptFrames:
     frames: list[av.VideoFrame] = field(default_factory=list)
     nbytes: int = 0
     identity: tuple[int, int] | None = None
+    dropped: bool = False  # over the budget or times went backwards: nothing is kept, the cut decodes again
 
     def add(self, t: float, frame: av.VideoFrame) -> bool:
         """Keep one frame; False (and nothing kept any more) once the budget is spent or times go backwards."""
-        if self.frames is None:
+        if self.dropped:
             return False
         self.nbytes += sum(p.buffer_size for p in frame.planes)
         if self.nbytes > self.budget or (self.times and t < self.times[-1]):
-            self.frames = None  # type: ignore[assignment]
+            self.dropped = True
+            self.times, self.frames = [], []  # the decoder's buffers go back now, not when the video ends
             return False
         self.times.append(t)
         self.frames.append(frame)
@@ -58,7 +60,7 @@ class KeptFrames:
 
     @property
     def complete(self) -> bool:
-        return self.frames is not None and bool(self.frames)
+        return not self.dropped and bool(self.frames)
 
 
 def in_use_bytes() -> int:

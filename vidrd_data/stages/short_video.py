@@ -226,18 +226,12 @@ class Cut(Stage):
         threads = int(self.params.get("threads", 1))
         for path, group in groups.items():
             spans = [tuple(it.data["span"]) for it in group]  # popped only once cut: a retry sees them
-            lengths = {int(want) if want else int(math.floor((e - s) * fps + _EPS)) for s, e in spans}
             kept = kept_frames.take(path) if device is None else None  # detect_shots' frames (this task's)
             if kept is not None:
                 results = kept_frames.cut_kept(kept, spans, fps, tuple(self.ctx.clip["size"]),
                                                frames=int(want) if want else None)
-            elif len(lengths) == 1:
-                results = cut_spans(path, spans, fps, tuple(self.ctx.clip["size"]), frames=lengths.pop(),
-                                    threads=threads, keyframes=group[0].data.get("keyframe_times"), device=device)
-            else:  # min/max-seconds clips of different lengths: one pass each
-                results = [cut_spans(path, [sp], fps, tuple(self.ctx.clip["size"]), threads=threads,
-                                     keyframes=it.data.get("keyframe_times"), device=device)[0]
-                           for sp, it in zip(spans, group)]
+            else:
+                results = self._decode_spans(path, group, spans, fps, want, threads, device)
             for it, res in zip(group, results):
                 it.data.pop("span")
                 it.data.pop("keyframe_times", None)
@@ -250,6 +244,18 @@ class Cut(Stage):
                 it.data["keyframes"] = res.frames[idx]
                 it.meta["keyframes"] = {"index": idx, "source_times": [round(res.source_times[i], 4) for i in idx]}
         return items
+
+    def _decode_spans(self, path: str, group: list[Item], spans: list[tuple], fps: float, want, threads: int,
+                      device) -> list:
+        """Nothing kept for this video: decode its spans from the file, in one pass where they share a length."""
+        size = tuple(self.ctx.clip["size"])
+        lengths = {int(want) if want else int(math.floor((e - s) * fps + _EPS)) for s, e in spans}
+        if len(lengths) == 1:
+            return cut_spans(path, spans, fps, size, frames=lengths.pop(), threads=threads,
+                             keyframes=group[0].data.get("keyframe_times"), device=device)
+        # min/max-seconds clips of different lengths: one pass each
+        return [cut_spans(path, [sp], fps, size, threads=threads, keyframes=it.data.get("keyframe_times"),
+                          device=device)[0] for sp, it in zip(spans, group)]
 
     def process(self, item: Item) -> list[Item]:
         return self.process_batch([item])
