@@ -281,8 +281,7 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
             embed.push(frame, t)
             if proxy is not None:
                 proxy.push(frame, t)
-            dur = getattr(frame, "duration", None)
-            last_dur = float(dur * reader.tb) if dur else None
+            last_dur = getattr(frame, "duration", None)  # in time-base units: turned into seconds once, at the end
             last_t = t
             n += 1
             after_lo += t >= rng.lo
@@ -303,7 +302,8 @@ def scan_part(path: str, cfg: ScanConfig, head: ScanHeader, rng: ScanRange) -> S
         raise DecodeError(f"{Path(path).name}: no decodable video frames")
     end_t = max(last_t, 0.0)
     if ended:  # the stream ends here: the last frame stays on screen for its duration
-        end_t = end_t + (last_dur if last_dur and last_dur > 0 else 1.0 / (head.avg_fps or 25.0))
+        last_s = float(last_dur * reader.tb) if last_dur else None
+        end_t = end_t + (last_s if last_s and last_s > 0 else 1.0 / (head.avg_fps or 25.0))
         finder.close(end_t)
     hi = np.inf if ended else rng.hi
     for sampler in (embed, proxy):
