@@ -71,7 +71,7 @@ def first_shard_until_commit(out: Path) -> None:
 
 
 def _kind(proc: str) -> str:
-    if "ray::" in proc or "default_worker" in proc:
+    if "ray::" in proc or "default_worker" in proc or proc == "ray_worker":
         return "ray worker"
     if "raylet" in proc or "gcs_server" in proc or "dashboard" in proc or "log_monitor" in proc:
         return "ray services"
@@ -90,7 +90,7 @@ def summarize(path: str, top: int) -> None:
         frames = stack.split(";")
         total += n
         by_kind[_kind(frames[0])] += n
-        by_proc[re.sub(r"^process \d+:", "", frames[0]).strip('"')[:60]] += n
+        by_proc[frames[0][:60]] += n
         ours = [f for f in frames if "vidrd_data/" in f or "benchmarks/" in f]
         by_ours[re.sub(r" \(.*/(vidrd_data|benchmarks)/", r" (\1/", ours[-1]) if ours else "(no vidrd frame)"] += n
         by_leaf[re.sub(r" \(.*/(site-packages|lib/python3\.\d+)/", r" (", frames[-1])] += n
@@ -113,6 +113,7 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="prof_spy_"))
     build = subprocess.Popen([sys.executable, __file__, "run", pipeline])
     spies: dict[int, subprocess.Popen] = {}
+    names: dict[int, str] = {}  # a worker's title as last seen (ray::IDLE becomes ray::<its task or actor>)
     try:
         while build.poll() is None:
             try:
@@ -125,6 +126,8 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
                     wanted = p.pid == build.pid or "ray::" in cmd or "default_worker.py" in cmd
                 except psutil.Error:
                     continue
+                if wanted:
+                    names[p.pid] = "driver" if p.pid == build.pid else cmd.split()[0] if "ray::" in cmd else "ray worker"
                 if wanted and p.pid not in spies:
                     spies[p.pid] = subprocess.Popen(
                         [str(spy), "record", "-p", str(p.pid), "-r", str(rate), "--format", "raw", "--nonblocking",
@@ -139,8 +142,9 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
                 sp.send_signal(2)  # py-spy writes its file on SIGINT
                 sp.wait()
     with open(raw, "w") as out:
-        for f in tmp.glob("*.txt"):
-            out.write(f.read_text())
+        for f in tmp.glob("*.txt"):  # each stack starts with its process's name: "by process" below
+            name = names.get(int(f.stem), "?").replace(";", ",").replace(" ", "_")
+            out.writelines(f"{name};{line}\n" for line in f.read_text().splitlines() if line.strip())
     shutil.rmtree(tmp, ignore_errors=True)
     if build.returncode:
         sys.exit(f"the build failed (rc {build.returncode})")

@@ -18,20 +18,17 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 from vidrd_data.items import FAILED, FILTERED, OK, SUCCESS, Item, make_key
 from vidrd_data.runtime import TASK_RETRIES, StepPlan, await_pools, pack, run_stages, task_resources, unpack
 from vidrd_data.sample_json import sample_json
 from vidrd_data.reasons import reason_rule
-from vidrd_data.sink import STATUS_COLUMNS, set_aside, status_parquet
+from vidrd_data.sink import set_aside, status_parquet
 from vidrd_data.sources.base import Partition, SourceReader
 from vidrd_data.stages.base import StageContext
 from vidrd_format.shards import CommittedShard, ShardWriter, parse_stem, shard_files, shard_stem, url_to_fs, \
     verify_shard
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 @dataclass
@@ -87,7 +84,25 @@ def _writer_identity() -> dict[str, Any]:
     return ident
 
 
-def _prior(fs, sdir: str, stems: list[str]) -> tuple["pd.DataFrame", list[dict]]:
+@dataclass
+class Prior:
+    """What a partition's committed shards already hold (nothing, for a fresh output)."""
+    effective: list = field(default_factory=list)  # (input id, status): each input's rows in its latest shard
+    written_keys: set = field(default_factory=set)  # sample keys any shard already holds
+    stats: list = field(default_factory=list)  # the shards' stats, oldest first
+
+    @property
+    def done(self) -> set:
+        return {i for i, _ in self.effective}
+
+    @property
+    def failed(self) -> set:
+        return {i for i, status in self.effective if status == FAILED}
+
+
+def _prior(fs, sdir: str, stems: list[str]) -> Prior:
+    if not stems:  # a fresh partition: pandas (~1 CPU-s to import in each writer process) is not needed
+        return Prior()
     import pandas as pd  # only a partition with earlier shards (a resumed or retried build) reads them
 
     frames, stats = [], []
@@ -96,11 +111,12 @@ def _prior(fs, sdir: str, stems: list[str]) -> tuple["pd.DataFrame", list[dict]]
         stats.append(json.loads(fs.cat_file(files.stats)))
         with fs.open(files.parquet, "rb") as f:
             frames.append(pd.read_parquet(f))
-    if not frames:
-        return pd.DataFrame(columns=STATUS_COLUMNS), stats
     rows = pd.concat(frames, ignore_index=True)  # stems oldest first: the last shard of an input wins
-    latest = rows.groupby("input_id")["shard"].transform("last")
-    return rows.assign(_effective=rows["shard"] == latest), stats
+    if rows.empty:
+        return Prior(stats=stats)
+    eff = rows[rows["shard"] == rows.groupby("input_id")["shard"].transform("last")]
+    return Prior(effective=list(zip(eff["input_id"], eff["status"])),
+                 written_keys=set(rows.loc[rows["status"] == SUCCESS, "key"]), stats=stats)
 
 
 def write_partition(job: PartitionJob) -> PartitionResult:
@@ -117,18 +133,15 @@ def write_partition(job: PartitionJob) -> PartitionResult:
             res.set_aside = set_aside(fs, sdir, committed, problem)
             committed = []
             break
-    prior, prior_stats = _prior(fs, sdir, committed)
-    last = prior_stats[-1] if prior_stats else None
+    prior = _prior(fs, sdir, committed)
+    last = prior.stats[-1] if prior.stats else None
     if last and last.get("partition_complete") and job.max_inputs is None and not job.lost and \
             not (job.retry_failed and last.get("partition_failed_inputs")):
         res.seen = int(last.get("partition_inputs", 0))
         res.seconds = round(time.time() - t0, 3)
         close_dedup(job, [])
         return res  # committed, verified, nothing to retry: the partition is not even expanded
-    eff = prior[prior["_effective"]] if len(prior) else prior
-    done = set(eff["input_id"])
-    failed_before = set(eff.loc[eff["status"] == FAILED, "input_id"])
-    written_keys = set(prior.loc[prior["status"] == SUCCESS, "key"])
+    done, failed_before, written_keys = prior.done, prior.failed, prior.written_keys
     redo = failed_before if job.retry_failed else set()
 
     pending: list[Item] = []
@@ -173,10 +186,9 @@ def write_partition(job: PartitionJob) -> PartitionResult:
         if not job.pools_confirmed and not job.lost:  # submitted before the driver saw the models load:
             await_pools(job.pools, job.steps)  # one that never loads stops the build, this shard uncommitted
         new_ids = {it.input_id for it in pending}
-        keep = eff[~eff["input_id"].isin(new_ids)] if len(eff) else eff
-        counts = Counter(keep["status"]) + Counter(r["status"] for r in rows) if len(keep) else Counter(r["status"] for r in rows)
-        failed_ids = set(keep.loc[keep["status"] == FAILED, "input_id"]) if len(keep) else set()
-        failed_ids |= {r["input_id"] for r in rows if r["status"] == FAILED}
+        keep = [(i, status) for i, status in prior.effective if i not in new_ids]  # earlier rows still in force
+        counts = Counter(status for _, status in keep) + Counter(r["status"] for r in rows)
+        failed_ids = {i for i, status in keep if status == FAILED} | {r["input_id"] for r in rows if r["status"] == FAILED}
         res.inputs, res.retried = len(pending), len(new_ids & failed_before)
         res.failed_inputs = len({r["input_id"] for r in rows if r["status"] == FAILED})
         stats = {"source": p.source, "partition": p.index, "retry": retry_no, "where": p.where,

@@ -182,3 +182,15 @@ def test_the_index_actors_module_starts_light(tmp_path):
             "print(sorted(m for m in sys.modules if m == 'pandas' or m.startswith('vidrd_data.stages')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_a_fresh_partitions_writer_does_not_import_pandas():
+    """The writer reads earlier shards' status with pandas only where a partition has some (a resumed or
+    retried build): a fresh output's writer processes skip its ~1 CPU-s import before the first shard."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vidrd_data import writer; p = writer._prior(None, '/nonexistent', []); "
+            "assert not (p.done or p.failed or p.written_keys or p.stats); print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False", out
