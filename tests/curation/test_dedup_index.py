@@ -173,13 +173,14 @@ def test_a_lost_partition_closed_by_the_driver_lets_later_ones_finish():
 
 def test_the_index_actors_module_starts_light(tmp_path):
     """Each build starts its index actor in a fresh worker process and its first shard waits for it: the actor's
-    module and a fresh output's seeding import neither the stages package nor pandas (~1 CPU-s each)."""
+    module and a fresh output's seeding import neither the stages package nor pandas (~1 CPU-s each), nor numpy
+    and OpenCV (the pHash distance is plain Python: curation/hash_bits.py)."""
     import subprocess
     import sys
 
     code = ("import sys; from vidrd_data.curation.index_holder import IndexHolder; "
             f"h = IndexHolder(5, [{str(tmp_path / 'fresh')!r}], []); assert h.ready() == {{{str(tmp_path / 'fresh')!r}: 0}}; "
-            "print(sorted(m for m in sys.modules if m == 'pandas' or m.startswith('vidrd_data.stages')))")
+            "print(sorted(m for m in sys.modules if m in ('pandas', 'numpy', 'cv2') or m.startswith('vidrd_data.stages')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 

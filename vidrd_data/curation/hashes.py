@@ -13,7 +13,7 @@ import hashlib
 import cv2
 import numpy as np
 
-KEYFRAME_POSITIONS = (0.2, 0.5, 0.8)  # where a clip's hashed keyframes sit (0 = first frame, 1 = last)
+from vidrd_data.curation.hash_bits import KEYFRAME_POSITIONS, hamming, keyframe_indices  # noqa: F401 - re-exported
 MIN_INFORMATIVE_STD = 2.0  # grey-level std (0..255) of the 32x32 thumbnail below which a picture is "flat"
 
 
@@ -47,14 +47,6 @@ def _phash_of(thumb: np.ndarray) -> int:
 
 def informative(image: np.ndarray) -> bool:
     return float(_thumb(image).std()) >= MIN_INFORMATIVE_STD
-
-
-def hamming(a: int, b: int) -> int:
-    return int(a ^ b).bit_count()
-
-
-def keyframe_indices(n: int, positions=KEYFRAME_POSITIONS) -> list[int]:
-    return [min(n - 1, max(0, int(round(p * (n - 1))))) for p in positions]
 
 
 def fingerprint(pixels: np.ndarray) -> dict:

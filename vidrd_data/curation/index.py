@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from vidrd_data.curation.hashes import KEYFRAME_POSITIONS, hamming
+from vidrd_data.curation.hash_bits import KEYFRAME_POSITIONS, hamming
 
 BLOCKS, BLOCK_BITS = 4, 16
 MAX_SUPPORTED_DISTANCE = BLOCKS * 2 - 1  # 7: the radius the one-bit probing guarantees
