@@ -29,7 +29,8 @@ from tests.long_video.lv_helpers import run_stages  # noqa: E402
 from tests.long_video.test_lv_segmentation import HIST_RULES, _video_item  # noqa: E402
 from tests.scene_videos import MIXED_TIMELINE, write_scene_video  # noqa: E402
 from vidrd_data.media.decode import VideoReader  # noqa: E402
-from vidrd_data.media.shots import DetectConfig, ShotFinder, use_exact_fast_pixel_distance  # noqa: E402
+from vidrd_data.media.shots import (DetectConfig, ShotFinder,  # noqa: E402
+                                    use_exact_fast_pixel_distance)
 from vidrd_data.segmentation import match_boundaries  # noqa: E402
 from vidrd_data.stages.base import StageContext  # noqa: E402
 from vidrd_testing.demo_videos_long import BIKES_CUTS, MEGAMIND_CUTS, assemble, mixed_parts, offline_videos  # noqa: E402

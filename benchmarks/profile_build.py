@@ -5,8 +5,8 @@
 
 `record` starts `run` (bench_pseudo_video's 96 JPEG inputs, or bench_long_video's 1-minute source, built once,
 embedded Ray on 2 CPUs, like the benchmarks; or first_shard: the demo manifest from a cold start until its first
-shard is committed, Ray's start and the model actors' imports included, as bench_first_shard.py times it) and attaches `py-spy record` to the driver and to every Ray
-worker as it appears (py-spy's --subprocesses does not reach workers the raylet starts), active samples only;
+shard is committed, Ray's start and the model actors' imports included, as bench_first_shard.py times it) and
+attaches `py-spy record` to the driver and to every Ray worker as it appears (py-spy's --subprocesses does not reach workers the raylet starts), active samples only;
 then `summarize` prints the share of samples per process kind, by the innermost vidrd_data frame, and by
 leaf function (where CPU actually burns).
 """
@@ -95,7 +95,8 @@ def summarize(path: str, top: int) -> None:
         by_ours[re.sub(r" \(.*/(vidrd_data|benchmarks)/", r" (\1/", ours[-1]) if ours else "(no vidrd frame)"] += n
         by_leaf[re.sub(r" \(.*/(site-packages|lib/python3\.\d+)/", r" (", frames[-1])] += n
     print(f"{total} samples")
-    for title, counter in (("process kind", by_kind), ("process", by_proc), ("innermost vidrd frame", by_ours), ("leaf", by_leaf)):
+    for title, counter in (("process kind", by_kind), ("process", by_proc), ("innermost vidrd frame", by_ours),
+                           ("leaf", by_leaf)):
         print(f"\nby {title}:")
         for name, n in counter.most_common(top):
             print(f"  {n / total:6.1%}  {name[:150]}")
@@ -127,7 +128,8 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
                 except psutil.Error:
                     continue
                 if wanted:
-                    names[p.pid] = "driver" if p.pid == build.pid else cmd.split()[0] if "ray::" in cmd else "ray worker"
+                    names[p.pid] = ("driver" if p.pid == build.pid else cmd.split()[0] if "ray::" in cmd
+                                    else "ray worker")
                 if wanted and p.pid not in spies:
                     spies[p.pid] = subprocess.Popen(
                         [str(spy), "record", "-p", str(p.pid), "-r", str(rate), "--format", "raw", "--nonblocking",

@@ -188,7 +188,8 @@ def write_partition(job: PartitionJob) -> PartitionResult:
         new_ids = {it.input_id for it in pending}
         keep = [(i, status) for i, status in prior.effective if i not in new_ids]  # earlier rows still in force
         counts = Counter(status for _, status in keep) + Counter(r["status"] for r in rows)
-        failed_ids = {i for i, status in keep if status == FAILED} | {r["input_id"] for r in rows if r["status"] == FAILED}
+        failed_ids = {i for i, status in keep if status == FAILED}
+        failed_ids |= {r["input_id"] for r in rows if r["status"] == FAILED}
         res.inputs, res.retried = len(pending), len(new_ids & failed_before)
         res.failed_inputs = len({r["input_id"] for r in rows if r["status"] == FAILED})
         stats = {"source": p.source, "partition": p.index, "retry": retry_no, "where": p.where,

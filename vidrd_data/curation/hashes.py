@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from vidrd_data.curation.hash_bits import KEYFRAME_POSITIONS, hamming, keyframe_indices  # noqa: F401 - re-exported
+
 MIN_INFORMATIVE_STD = 2.0  # grey-level std (0..255) of the 32x32 thumbnail below which a picture is "flat"
 
 
