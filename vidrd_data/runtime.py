@@ -154,21 +154,94 @@ def _split_setup() -> dict[str, Any]:
 
 def _run_split(items: list[Item], rest: list["StepPlan"], ctx: StageContext, pools: dict[int, list],
                chunk_no: int, build_id: str) -> list[Item]:
-    """`rest` on the live items in contiguous parts, the first part here and the others as sibling tasks (each
-    asks for what a chunk task asks); terminal items first, then the parts in order."""
+    """`rest` on the live items in contiguous runs (`guided_bounds`), handed out in order (`RunHandout`): to this
+    task and to at most cpus - 1 sibling tasks at a time (each asks for what a chunk task asks); terminal items
+    first, then the runs in order."""
     import ray
 
     live, done = [it for it in items if it.alive], [it for it in items if not it.alive]
     split = _split_setup()
-    parts = min(len(live), split["parts"])
-    if parts < 2 or sum(_nbytes(v) for it in live for v in it.data.values()) > SPLIT_MAX_BYTES:
+    cpus = min(len(live), split["parts"])
+    if cpus < 2 or sum(_nbytes(v) for it in live for v in it.data.values()) > SPLIT_MAX_BYTES:
         return done + _run_steps(live, rest, ctx, pools, chunk_no, build_id, False)
-    bounds = balanced_bounds([_work_weight(it) for it in live], parts)
+    bounds = guided_bounds([_work_weight(it) for it in live], cpus)
+    runs = [live[a:b] for a, b in zip(bounds, bounds[1:])]
     remote = split["remote"].options(max_retries=TASK_RETRIES, **task_resources(rest))
-    refs = [remote.remote(pack(live[a:b]), rest, ctx, pools, chunk_no + k, build_id, False)
-            for k, (a, b) in enumerate(zip(bounds[1:-1], bounds[2:]), start=1)]
-    here = _run_steps(live[:bounds[1]], rest, ctx, pools, chunk_no, build_id, False)
-    return done + here + [it for blob in ray.get(refs) for it in unpack(blob)]
+
+    def submit(i: int):
+        return remote.remote(pack(runs[i]), rest, ctx, pools, chunk_no + i, build_id, False)
+
+    def here(i: int) -> list[Item]:
+        return _run_steps(runs[i], rest, ctx, pools, chunk_no + i, build_id, False)
+
+    out = RunHandout(len(runs), cpus - 1, submit).run(here)
+    return done + [it for r in out for it in (r if isinstance(r, list) else unpack(ray.get(r)))]
+
+
+class RunHandout:
+    """Runs 0..n-1 handed out in order: the calling task takes the next one whenever it finishes one, and each of
+    `slots` sibling tasks gets the next one as soon as its last one is done (a thread of ours submits it when Ray
+    reports the finish: never more siblings at once than CPUs, and never a task queued behind a busy worker, which
+    Ray would start an extra worker process for as soon as this task waits on a model actor)."""
+
+    def __init__(self, n: int, slots: int, submit):
+        import queue
+        import threading
+
+        self.n, self.slots, self.submit = n, slots, submit
+        self.lock = threading.Lock()
+        self.next = 0
+        self.results: list[Any] = [None] * n  # a list of items (run here) or a sibling's ObjectRef
+        self.freed: queue.SimpleQueue = queue.SimpleQueue()  # a sibling finished (None: stop)
+        self.error: BaseException | None = None
+
+    def _take(self) -> int | None:
+        with self.lock:
+            if self.next >= self.n or self.error is not None:
+                return None
+            self.next += 1
+            return self.next - 1
+
+    def _send(self) -> bool:
+        """The next run to a sibling task; False when none is left (or submitting failed)."""
+        with self.lock:  # taken and recorded at once: once `next` reaches n, every submitted ref is in results
+            if self.next >= self.n or self.error is not None:
+                return False
+            i = self.next
+            try:
+                ref = self.submit(i)
+            except BaseException as err:  # noqa: BLE001 - raised in the calling task, never lost in this thread
+                self.error = err
+                return False
+            self.next += 1
+            self.results[i] = ref
+        ref.future().add_done_callback(lambda _f: self.freed.put(True))  # Ray's thread: only a note, no work
+        return True
+
+    def _feed(self) -> None:
+        while self.freed.get() and self._send():
+            pass
+
+    def run(self, here) -> list[Any]:
+        import threading
+
+        first = self._take()  # the first run (the largest) stays here
+        for _ in range(self.slots):
+            if not self._send():
+                break
+        feeder = threading.Thread(target=self._feed, name="vidrd-run-handout", daemon=True)
+        feeder.start()
+        try:
+            i = first
+            while i is not None:
+                self.results[i] = here(i)
+                i = self._take()
+        finally:
+            self.freed.put(None)
+            feeder.join()
+        if self.error is not None:
+            raise self.error
+        return self.results
 
 
 def _work_weight(item: Item) -> float | None:
@@ -180,21 +253,28 @@ def _work_weight(item: Item) -> float | None:
         return None
 
 
-def balanced_bounds(weights: list[float | None], parts: int) -> list[int]:
-    """Bounds of `parts` contiguous, non-empty runs of items (in order) of about equal total weight: whole shots
-    of 0.2-12 s split by count left one part 18 % heavier than the other (bench_long_video's 3-minute source).
-    Without a weight for every item (None), every item weighs the same."""
+def guided_bounds(weights: list[float | None], cpus: int, finest: int = 8) -> list[int]:
+    """Bounds of contiguous, non-empty runs of items (in order) for `cpus` CPUs, largest first: each run takes
+    1/cpus of the weight still left, none less than 1/(finest * cpus) of the whole, nor than one item (guided
+    self-scheduling). The first run stays in the splitting task and the others queue as tasks in this order, so
+    the runs that start last are the small ones and a CPU that finishes early takes them. Cost per second of
+    output varies with the content: two equal halves of bench_long_video's 3-minute source ended 0.7 s apart,
+    one core idle meanwhile. Weights: the items' span seconds (`_work_weight`: whole shots of 0.2-12 s split by
+    count left one half 18 % heavier); without a weight for every item (None), every item weighs the same."""
     n = len(weights)
     w = [float(x) for x in weights] if all(x is not None for x in weights) and sum(weights) > 0 else [1.0] * n
     cum = list(itertools.accumulate(w))
+    total, floor = cum[-1], cum[-1] / (finest * max(1, cpus))
     bounds = [0]
-    for k in range(1, parts):
-        target = cum[-1] * k / parts
-        i = bisect.bisect_left(cum, target)  # items [0, i] reach the target
-        before = cum[i - 1] if i > 0 else 0.0
-        b = i + 1 if cum[i] - target <= target - before else i  # the nearer of the two cuts
-        bounds.append(max(bounds[-1] + 1, min(b, n - (parts - k))))  # every run keeps at least one item
-    return bounds + [n]
+    while bounds[-1] < n:
+        start = bounds[-1]
+        before = cum[start - 1] if start else 0.0
+        target = before + max((total - before) / max(1, cpus), floor)
+        i = min(bisect.bisect_left(cum, target, lo=start), n - 1)  # items [start, i] reach the target
+        prev = cum[i - 1] if i > 0 else 0.0
+        b = i + 1 if cum[i] - target <= target - prev else i  # the nearer of the two cuts
+        bounds.append(max(start + 1, min(b, n)))
+    return bounds
 
 
 def _shift(pools: dict[int, list], start: int) -> dict[int, list]:

@@ -92,6 +92,21 @@ def test_plan_keeps_short_videos_whole_and_ranges_contiguous():
     assert len(plan_ranges(cfg, 120.0, keyframes, 16, 30.0)) == 4  # never shorter than scan_range_s
 
 
+@pytest.mark.parametrize("parts", [2, 3, 5])
+def test_planned_ranges_decode_equal_shares(parts):
+    """Each boundary is decoded twice (the next range's warm-up, this one's look-ahead): the split points leave
+    every pass the same seconds to decode, within one keyframe interval, not the same seconds to own."""
+    cfg = ScanConfig()
+    duration, step = 600.0, 0.5
+    ranges = plan_ranges(cfg, duration, [i * step for i in range(int(duration / step))], parts, 30.0)
+    assert len(ranges) == parts
+    decoded = [min(r.stop, duration) - (r.seek or 0.0) for r in ranges]
+    assert max(decoded) - min(decoded) <= step + 1e-9, decoded
+    owned = [min(r.hi, duration) - max(r.lo, 0.0) for r in ranges]
+    if parts > 2:  # a middle pass decodes both a warm-up and a look-ahead it does not own: it owns the least
+        assert max(owned[1:-1]) < min(owned[0], owned[-1])
+
+
 def test_variable_frame_rate_and_a_truncated_file(tmp_path):
     cfg = ScanConfig(clip_fps=10.0, clip_size=(48, 48), proxy_max_mb=64, embed_size=32)
     vfr = tmp_path / "vfr.mp4"
