@@ -175,7 +175,9 @@ def _run_split(items: list[Item], rest: list["StepPlan"], ctx: StageContext, poo
         return _run_steps(runs[i], rest, ctx, pools, chunk_no + i, build_id, False)
 
     out = RunHandout(len(runs), cpus - 1, submit).run(here)
-    return done + [it for r in out for it in (r if isinstance(r, list) else unpack(ray.get(r)))]
+    # ray.get, not the Futures: while this task waits for its last siblings, Ray lends its CPU to other work
+    fetched = iter(ray.get([r for r in out if not isinstance(r, list)]))
+    return done + [it for r in out for it in (r if isinstance(r, list) else unpack(next(fetched)))]
 
 
 class RunHandout:
