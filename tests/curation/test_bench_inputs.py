@@ -50,3 +50,24 @@ def test_machine_cpu_counts_the_work_of_child_processes_and_the_ratio_line_repor
     assert sum(runs["child"].cpu) >= 0.8 * child_cpu - 0.05  # /proc/stat counts in 10 ms ticks
     line = ratio_line("t", runs["child"], runs["idle"], None)
     assert "machine CPU anchor/ours" in line and "stolen" in line
+
+
+def test_long_video_bench_builds_its_source_at_the_asked_size(tmp_path):
+    """`bench_long_video.py --source-size`: the HD figures must come from a source of that size, and the
+    argument is refused unless it names even sides (yuv420p)."""
+    import subprocess
+
+    import pytest
+
+    from bench_long_video import duration, make_input, parse_size
+
+    video = make_input(tmp_path, 0.05, (320, 176))
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=width,height", "-of", "csv=p=0", str(video)], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert probe == "320,176" and "320x176" in video.name
+    assert 2.5 < duration(video) < 3.5
+    assert parse_size("1920x1080") == (1920, 1080) and parse_size("1280X720") == (1280, 720)
+    for bad in ("1920", "1921x1080", "32x32", "axb"):
+        with pytest.raises(ValueError, match="WxH"):
+            parse_size(bad)
