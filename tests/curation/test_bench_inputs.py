@@ -140,3 +140,13 @@ def test_first_shard_floor_loads_the_models_the_demo_manifest_names():
         compile(f"{setup}\n{imports}; {load}", "<floor>", "exec")  # the code it runs is valid Python
         key = load.split("models['")[1].split("']")[0]
         assert key in models, f"{load} reads models[{key!r}], which manifests/demo.yaml lacks"
+
+
+def test_pseudo_video_bound_splits_inputs_evenly_over_its_processes():
+    from bench_pseudo_video import even_chunks
+
+    for n in (1, 3, 64, 96, 191, 1000):
+        chunks = even_chunks([str(i) for i in range(n)], 32, 2)
+        assert [x for c in chunks for x in c] == [str(i) for i in range(n)]  # every input once, in order
+        assert max(map(len, chunks)) <= 32 and max(map(len, chunks)) - min(map(len, chunks)) <= 1
+        assert n < 2 or len(chunks) % 2 == 0
