@@ -2,6 +2,7 @@
 
   pip install py-spy    # into the venv; not a project requirement
   python benchmarks/profile_build.py record pseudo_video|long_video|first_shard [--top 25] [--raw /tmp/build.txt]
+  python benchmarks/profile_build.py warm [--minutes 3] [--source-size 640x360]   # a warm long-video build only
 
 `record` starts `run` (bench_pseudo_video's 96 JPEG inputs, or bench_long_video's 1-minute source, built once,
 embedded Ray on 2 CPUs, like the benchmarks; or first_shard: the demo manifest from a cold start until its first
@@ -153,6 +154,49 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
     print(f"{len(spies)} processes sampled -> {raw}")
 
 
+def record_warm(raw: str, minutes: float, size: str, rate: int = 100) -> None:
+    """One warm long-video build (bench_long_video's source and manifest, models loaded by an untimed build first),
+    py-spy attached to every Ray worker and actor for that build only: the steady state of a corpus run, without
+    the start-up that `record long_video` mixes in."""
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+    from bench_long_video import make_input, parse_size, run_ours, write_manifest
+
+    from vidrd_data.runtime import init_ray
+
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        sys.exit("py-spy is not installed in this venv: pip install py-spy")
+    work = Path(tempfile.mkdtemp(prefix="prof_warm_"))
+    try:
+        init_ray(None, num_cpus=2, object_store_mb=1024)
+        manifest = write_manifest(work, make_input(work, minutes, parse_size(size)), "ours")
+        run_ours(manifest, "cold")  # worker processes, imports, model actors: not sampled
+        spies = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if "ray::" in cmd:
+                spies[proc.pid] = (cmd.split()[0], subprocess.Popen(
+                    [str(spy), "record", "-p", str(proc.pid), "-r", str(rate), "--format", "raw", "--nonblocking",
+                     "-o", str(work / f"{proc.pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1.0)  # py-spy attached before the build starts
+        t = time.perf_counter()
+        run_ours(manifest, "warm")
+        print(f"warm build sampled: {time.perf_counter() - t:.2f} s (py-spy slows it)")
+        with open(raw, "w") as out:
+            for pid, (name, sp) in spies.items():
+                sp.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                sp.wait()
+                f = work / f"{pid}.txt"
+                if f.exists():
+                    out.writelines(f"{name}_{pid};{line}\n" for line in f.read_text().splitlines() if line.strip())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 PIPELINES = ["pseudo_video", "long_video", "first_shard"]
 
 
@@ -165,6 +209,11 @@ def main() -> None:
     rec.add_argument("pipeline", choices=PIPELINES)
     rec.add_argument("--raw", default="/tmp/vidrd_build_profile.txt")
     rec.add_argument("--top", type=int, default=25)
+    w = sub.add_parser("warm", help="one warm long-video build (models loaded beforehand), its Ray workers sampled")
+    w.add_argument("--minutes", type=float, default=3.0)
+    w.add_argument("--source-size", default="640x360")
+    w.add_argument("--raw", default="/tmp/vidrd_warm_profile.txt")
+    w.add_argument("--top", type=int, default=25)
     s = sub.add_parser("summarize")
     s.add_argument("raw")
     s.add_argument("--top", type=int, default=25)
@@ -173,6 +222,9 @@ def main() -> None:
         run(args.pipeline)
     elif args.cmd == "record":
         record(args.pipeline, args.raw)
+        summarize(args.raw, args.top)
+    elif args.cmd == "warm":
+        record_warm(args.raw, args.minutes, args.source_size)
         summarize(args.raw, args.top)
     else:
         summarize(args.raw, args.top)
