@@ -12,8 +12,7 @@ stopped (its whole process group). Target: <= 10 s on the demo (issue 17).
 come one after another before any shard can commit: the driver's imports, Ray's start, and a model actor's
 start (every source of the demo has a model stage, so its first shard waits for one): the quickest of the demo's
 model actors to import and load (CLIP, BLIP-2, MiniGPT-4, each timed), and `import torch` alone (the least any
-model actor imports). Their sum is a bound no schedule
-beats on this machine.
+model actor imports). Their sum is a bound no schedule beats on this machine.
 """
 
 from __future__ import annotations

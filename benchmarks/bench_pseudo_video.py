@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import REPO, Timed, load_note, measured, ratio_line  # noqa: E402
 
 SIZE, FRAMES, FPS, LONG_SIDE = (256, 256), 16, 8, 1024
+CLIP = {"fps": FPS, "size": list(SIZE), "frames": FRAMES}  # the manifest's clip spec
 _SHM = "/dev/shm" if Path("/dev/shm").is_dir() else None
 
 
@@ -121,9 +122,8 @@ def _pipeline_stages() -> list:
     from profile_pipelines import recipe_cpu_stages
 
     if not _STAGES:
-        clip = {"fps": FPS, "size": list(SIZE), "frames": FRAMES}
-        specs = dict(recipe_cpu_stages("image_text.yaml", {}, clip)[0])
-        _STAGES.extend(make_stages([(n, specs[n]) for n in ("load_image", "pseudo_motion")], clip))
+        specs = dict(recipe_cpu_stages("image_text.yaml", {}, CLIP)[0])
+        _STAGES.extend(make_stages([(n, specs[n]) for n in ("load_image", "pseudo_motion")], CLIP))
     return _STAGES
 
 
@@ -163,8 +163,7 @@ def _stages_chunk(paths: list[str]) -> int:
 
     from vidrd_data.items import Item, make_key
 
-    clip = {"fps": FPS, "size": list(SIZE), "frames": FRAMES}
-    stages = make_stages(recipe_cpu_stages("image_text.yaml", {}, clip)[0], clip)
+    stages = make_stages(recipe_cpu_stages("image_text.yaml", {}, CLIP)[0], CLIP)
     items = [Item(key=make_key("bench", Path(p).stem), source="bench", input_id=Path(p).name,  # the build's keys
                   data={"path": p, "caption_path": str(Path(p).with_suffix(".txt"))},
                   meta={"source": {"kind": "image"}}) for p in paths]
@@ -193,7 +192,7 @@ def write_manifest(images: Path, out: Path) -> Path:
 
     path = out.parent / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump({
-        "name": "bench", "output": str(out), "clip": {"fps": FPS, "size": list(SIZE), "frames": FRAMES},
+        "name": "bench", "output": str(out), "clip": dict(CLIP),
         "shard": {"max_samples": 100}, "ray": {"num_cpus": 2, "object_store_mb": 512},
         "sources": [{"name": "bench", "kind": "image_text", "recipe": str(REPO / "pipelines/image_text.yaml"),
                      "input": {"format": "folder", "root": str(images)}}]}))

@@ -103,15 +103,36 @@ def summarize(path: str, top: int) -> None:
             print(f"  {n / total:6.1%}  {name[:150]}")
 
 
+def _py_spy() -> Path:
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        sys.exit("py-spy is not installed in this venv: pip install py-spy")
+    return spy
+
+
+def _attach(spy: Path, pid: int, dest: Path, rate: int):
+    """py-spy sampling process `pid` (active samples only) into dest/<pid>.txt until it exits or gets SIGINT."""
+    import subprocess
+
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-r", str(rate), "--format", "raw", "--nonblocking",
+                             "-o", str(dest / f"{pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _merge(raw: str, dest: Path, names: dict[int, str]) -> None:
+    """One raw file of every sampled process; each stack starts with its process's name ("by process")."""
+    with open(raw, "w") as out:
+        for f in dest.glob("*.txt"):
+            name = names.get(int(f.stem), "?").replace(";", ",").replace(" ", "_")
+            out.writelines(f"{name};{line}\n" for line in f.read_text().splitlines() if line.strip())
+
+
 def record(pipeline: str, raw: str, rate: int = 50) -> None:
     import subprocess
     import time
 
     import psutil
 
-    spy = Path(sys.executable).parent / "py-spy"
-    if not spy.exists():
-        sys.exit("py-spy is not installed in this venv: pip install py-spy")
+    spy = _py_spy()
     tmp = Path(tempfile.mkdtemp(prefix="prof_spy_"))
     build = subprocess.Popen([sys.executable, __file__, "run", pipeline])
     spies: dict[int, subprocess.Popen] = {}
@@ -132,9 +153,7 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
                     names[p.pid] = ("driver" if p.pid == build.pid else cmd.split()[0] if "ray::" in cmd
                                     else "ray worker")
                 if wanted and p.pid not in spies:
-                    spies[p.pid] = subprocess.Popen(
-                        [str(spy), "record", "-p", str(p.pid), "-r", str(rate), "--format", "raw", "--nonblocking",
-                         "-o", str(tmp / f"{p.pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    spies[p.pid] = _attach(spy, p.pid, tmp, rate)
             time.sleep(0.2)
         build.wait()
     finally:
@@ -144,10 +163,7 @@ def record(pipeline: str, raw: str, rate: int = 50) -> None:
             except subprocess.TimeoutExpired:
                 sp.send_signal(2)  # py-spy writes its file on SIGINT
                 sp.wait()
-    with open(raw, "w") as out:
-        for f in tmp.glob("*.txt"):  # each stack starts with its process's name: "by process" below
-            name = names.get(int(f.stem), "?").replace(";", ",").replace(" ", "_")
-            out.writelines(f"{name};{line}\n" for line in f.read_text().splitlines() if line.strip())
+    _merge(raw, tmp, names)
     shutil.rmtree(tmp, ignore_errors=True)
     if build.returncode:
         sys.exit(f"the build failed (rc {build.returncode})")
@@ -159,7 +175,6 @@ def record_warm(raw: str, minutes: float, size: str, rate: int = 100) -> None:
     py-spy attached to every Ray worker and actor for that build only: the steady state of a corpus run, without
     the start-up that `record long_video` mixes in."""
     import signal
-    import subprocess
     import time
 
     import psutil
@@ -167,32 +182,28 @@ def record_warm(raw: str, minutes: float, size: str, rate: int = 100) -> None:
 
     from vidrd_data.runtime import init_ray
 
-    spy = Path(sys.executable).parent / "py-spy"
-    if not spy.exists():
-        sys.exit("py-spy is not installed in this venv: pip install py-spy")
+    spy = _py_spy()
     work = Path(tempfile.mkdtemp(prefix="prof_warm_"))
     try:
         init_ray(None, num_cpus=2, object_store_mb=1024)
         manifest = write_manifest(work, make_input(work, minutes, parse_size(size)), "ours")
         run_ours(manifest, "cold")  # worker processes, imports, model actors: not sampled
-        spies = {}
+        spies, names = {}, {}
+        samples = work / "spy"  # py-spy's files only: the build's own files stay beside it
+        samples.mkdir()
         for proc in psutil.process_iter(["cmdline"]):
             cmd = " ".join(proc.info["cmdline"] or [])
             if "ray::" in cmd:
-                spies[proc.pid] = (cmd.split()[0], subprocess.Popen(
-                    [str(spy), "record", "-p", str(proc.pid), "-r", str(rate), "--format", "raw", "--nonblocking",
-                     "-o", str(work / f"{proc.pid}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                names[proc.pid] = f"{cmd.split()[0]}_{proc.pid}"
+                spies[proc.pid] = _attach(spy, proc.pid, samples, rate)
         time.sleep(1.0)  # py-spy attached before the build starts
         t = time.perf_counter()
         run_ours(manifest, "warm")
         print(f"warm build sampled: {time.perf_counter() - t:.2f} s (py-spy slows it)")
-        with open(raw, "w") as out:
-            for pid, (name, sp) in spies.items():
-                sp.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-                sp.wait()
-                f = work / f"{pid}.txt"
-                if f.exists():
-                    out.writelines(f"{name}_{pid};{line}\n" for line in f.read_text().splitlines() if line.strip())
+        for sp in spies.values():
+            sp.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            sp.wait()
+        _merge(raw, samples, names)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
